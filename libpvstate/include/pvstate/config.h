@@ -1,0 +1,70 @@
+/* pvstate/config.h: `KEY=value` configuration with upstream's levels (spec §7): a value set at a
+ * higher level is never overwritten from a lower one. Keys are case-insensitive; legacy dotted
+ * aliases (log.level, storage.device, ...) map to their PV_* key. */
+#ifndef PVSTATE_CONFIG_H
+#define PVSTATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pvstate/error.h"
+
+enum pv_config_level {
+	PV_CFG_DEFAULT = 0,
+	PV_CFG_ARGS,
+	PV_CFG_PV_CONF,   /* /etc/pantavisor.config */
+	PV_CFG_PH_CONF,   /* pantahub.config */
+	PV_CFG_PH_CLIENT,
+	PV_CFG_POLICY,
+	PV_CFG_OEM,
+	PV_CFG_PV_CMDLINE,
+	PV_CFG_PH_CMDLINE,
+	PV_CFG_ENV,
+	PV_CFG_USER_META,
+	PV_CFG_COMMAND,
+	PV_CFG_N_LEVELS
+};
+
+const char *pv_config_level_str(enum pv_config_level l); /* "default", "pv.conf", "env", ... */
+
+struct pv_config; /* opaque */
+
+/* New config holding every known key at its default value. NULL on ENOMEM. */
+struct pv_config *pv_config_new(void);
+void pv_config_free(struct pv_config *c);
+
+/* Sets key at level; ignored (returns 0, and 1 is not an error) when the current value came from
+ * a higher level. Unknown keys are kept (they may be read by other modules). */
+int pv_config_set(struct pv_config *c, const char *key, const char *value,
+		  enum pv_config_level level);
+/* Loads a KEY=value file (# comments, blank lines, everything after the first '='). A missing
+ * file is -ENOENT with no message; a bad line is reported with file:line and skipped. */
+int pv_config_load_file(struct pv_config *c, const char *path, enum pv_config_level level,
+			struct pv_error *err);
+/* Kernel-style command line: `pv_<key>=v` words (prefix stripped, legacy alias resolved) at
+ * PV_CFG_PV_CMDLINE, `ph_<key>=v` at PV_CFG_PH_CMDLINE; other words ignored. */
+int pv_config_load_cmdline(struct pv_config *c, const char *cmdline);
+/* PV_* and PH_* variables of envp at PV_CFG_ENV. */
+int pv_config_load_env(struct pv_config *c, char *const *envp);
+
+/* Value or NULL when never set and no default. */
+const char *pv_config_get(const struct pv_config *c, const char *key);
+int pv_config_get_int(const struct pv_config *c, const char *key, int fallback);
+bool pv_config_get_bool(const struct pv_config *c, const char *key, bool fallback);
+/* Durations: plain seconds or 30s / 10min / 1h / 1d. */
+int pv_config_get_seconds(const struct pv_config *c, const char *key, int fallback);
+enum pv_config_level pv_config_get_level(const struct pv_config *c, const char *key);
+
+/* Iterates keys in a stable (sorted) order; returns false past the end. */
+bool pv_config_iter(const struct pv_config *c, size_t *pos, const char **key, const char **value,
+		    enum pv_config_level *level);
+
+/* JSON for GET /config ({"KEY":"value",...}) and GET /config2 ([{"key","value","modified"}]). */
+char *pv_config_emit(const struct pv_config *c);
+char *pv_config_emit2(const struct pv_config *c);
+
+/* Parsing helpers shared by config users. */
+int pv_parse_bool(const char *s, bool *out);    /* 1/0/true/false/yes/no/on/off */
+int pv_parse_seconds(const char *s, int *out);  /* 30, 30s, 10min, 1h, 1d */
+
+#endif

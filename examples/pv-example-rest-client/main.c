@@ -1,0 +1,216 @@
+/* pv-example-rest-client: GETs the "network-manager" REST service over the socket xconnect
+ * injects, on one HTTP/1.1 keep-alive connection, and logs each JSON body it gets back. */
+#include "pvex.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET	 "/run/pv/services/network-manager.sock"
+#define REPLY_TIMEOUT_MS 5000
+
+/* One connection and the bytes received on it but not consumed yet. */
+struct conn {
+	int fd;
+	size_t len;
+	char buf[16384];
+};
+
+struct response {
+	int status;
+	bool close; /* the server will close after this response */
+	char body[8192];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: pv-example-rest-client [-s SOCKET] [-i SECONDS] [-n COUNT]\n"
+	    "  -s, --socket PATH     connect here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET
+	    ")\n"
+	    "  -i, --interval SECS   between requests (default 2; \"250ms\" works too)\n"
+	    "  -n, --count N         exit 0 after N responses (default: run forever)\n");
+}
+
+/* Read more bytes into c->buf, waiting at most REPLY_TIMEOUT_MS. Returns bytes read or -errno. */
+static int fill(struct conn *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	ssize_t n;
+	int r;
+
+	if (c->len == sizeof(c->buf) - 1)
+		return -EMSGSIZE;
+	r = poll(&pfd, 1, REPLY_TIMEOUT_MS);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	return (int)n;
+}
+
+/* Value of header name in the header block hdrs (lines ending \r\n), copied into out. */
+static bool header(const char *hdrs, const char *name, char *out, size_t len)
+{
+	size_t nl = strlen(name);
+	const char *p = hdrs;
+
+	while ((p = strstr(p, "\r\n"))) {
+		p += 2;
+		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1, *e;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			e = strstr(v, "\r\n");
+			snprintf(out, len, "%.*s", (int)(e ? e - v : (long)strlen(v)), v);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Read one response (status line, headers, Content-Length body). Returns 0 or -errno. */
+static int read_response(struct conn *c, struct response *res)
+{
+	char val[64], *end;
+	size_t hlen, blen;
+	int r;
+
+	while (!(end = strstr(c->buf, "\r\n\r\n")))
+		if ((r = fill(c)) < 0)
+			return r;
+	hlen = (size_t)(end - c->buf) + 4;
+	end[2] = '\0'; /* the header block now ends with its last \r\n */
+	if (sscanf(c->buf, "HTTP/%*d.%*d %d", &res->status) != 1)
+		return -EPROTO;
+	res->close =
+	    header(c->buf, "Connection", val, sizeof(val)) && strcasecmp(val, "close") == 0;
+	if (header(c->buf, "Transfer-Encoding", val, sizeof(val)))
+		return -EPROTONOSUPPORT; /* a test client: the example server never chunks */
+	if (!header(c->buf, "Content-Length", val, sizeof(val)) || !isdigit((unsigned char)val[0]))
+		return -EPROTO;
+	blen = strtoul(val, NULL, 10);
+	if (blen >= sizeof(res->body) || hlen + blen >= sizeof(c->buf))
+		return -EMSGSIZE;
+	while (c->len < hlen + blen)
+		if ((r = fill(c)) < 0)
+			return r;
+	memcpy(res->body, c->buf + hlen, blen);
+	res->body[blen] = '\0';
+	c->len -= hlen + blen;
+	memmove(c->buf, c->buf + hlen + blen, c->len);
+	c->buf[c->len] = '\0';
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+					     {"interval", required_argument, NULL, 'i'},
+					     {"count", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *sock_arg = NULL, *path;
+	unsigned long count = 0, done = 0, seq = 0;
+	long interval_ms = 2000;
+	struct conn *c;
+	struct response res;
+	char req[256], eb[128];
+	int o, r;
+
+	pvex_init(argv[0]);
+	while ((o = getopt_long(argc, argv, "s:i:n:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			sock_arg = optarg;
+			break;
+		case 'i':
+			if (pvex_parse_ms(optarg, &interval_ms) < 0) {
+				fprintf(stderr, "bad --interval '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'n':
+			if (pvex_parse_uint(optarg, &count) < 0) {
+				fprintf(stderr, "bad --count '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	path = pvex_pick(sock_arg, "PV_EXAMPLE_SOCKET", DEFAULT_SOCKET);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		pvex_log("out of memory");
+		return 1;
+	}
+	c->fd = -1;
+
+	while (!pvex_stopping() && (count == 0 || done < count)) {
+		if (c->fd < 0) {
+			c->fd = pvex_unix_connect_retry(path, 500);
+			if (c->fd < 0) {
+				r = c->fd;
+				if (r == -EINTR)
+					break;
+				pvex_log("connect %s: %s", path, pvex_errstr(-r, eb, sizeof(eb)));
+				free(c);
+				return 1;
+			}
+			c->len = 0;
+			c->buf[0] = '\0';
+			pvex_log("connected to %s", path);
+		}
+		snprintf(req, sizeof(req),
+			 "GET /ping/%lu HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+			 "\r\n",
+			 ++seq);
+		r = pvex_write_all(c->fd, req, strlen(req));
+		if (r == 0)
+			r = read_response(c, &res);
+		if (r == 0) {
+			pvex_log("response %d: %s", res.status, res.body);
+			done++;
+			if (res.close) {
+				pvex_log("server closes the connection");
+				close(c->fd);
+				c->fd = -1;
+			}
+			if (count && done >= count)
+				break;
+			pvex_sleep_ms(interval_ms);
+			continue;
+		}
+		if (pvex_stopping())
+			break;
+		pvex_log("connection lost: %s; reconnecting", pvex_errstr(-r, eb, sizeof(eb)));
+		close(c->fd);
+		c->fd = -1;
+		pvex_sleep_ms(interval_ms);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	pvex_log("stopped after %lu responses", done);
+	return count && done < count ? 1 : 0;
+}

@@ -1,0 +1,144 @@
+/* pv-example-drm-provider: the container that owns the DRM nodes xconnect exports (drm-master,
+ * drm-render); it only stays alive and logs the nodes it sees, and when they come or go. */
+#include "pvex.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#define DEFAULT_DIR "/dev/dri"
+#define MAX_NODES   32
+
+struct node {
+	char name[256];
+	dev_t rdev;
+	mode_t mode;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pv-example-drm-provider [-d DIR] [-i SECONDS] [-n COUNT]\n"
+		   "  -d, --dir DIR         where the nodes are (env PV_EXAMPLE_DRM_DIR, "
+		   "default " DEFAULT_DIR ")\n"
+		   "  -i, --interval SECS   between scans (default 10)\n"
+		   "  -n, --count N         exit after N scans (default: run forever)\n");
+}
+
+/* Fill nodes with the character devices in dir; returns how many, or -errno. */
+static int scan(const char *dir, struct node *nodes)
+{
+	struct dirent *de;
+	struct stat st;
+	char path[4096];
+	DIR *d;
+	int n = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && n < MAX_NODES) {
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_name[0] == '.' || lstat(path, &st) < 0 || !S_ISCHR(st.st_mode))
+			continue;
+		snprintf(nodes[n].name, sizeof(nodes[n].name), "%s", de->d_name);
+		nodes[n].rdev = st.st_rdev;
+		nodes[n].mode = st.st_mode & 07777;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static bool contains(const struct node *set, int n, const struct node *x)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(set[i].name, x->name) == 0 && set[i].rdev == x->rdev)
+			return true;
+	return false;
+}
+
+static void log_node(const char *dir, const char *what, const struct node *x)
+{
+	pvex_log("%s %s/%s: char %u:%u mode %04o", what, dir, x->name, major(x->rdev),
+		 minor(x->rdev), (unsigned)x->mode);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+					     {"interval", required_argument, NULL, 'i'},
+					     {"count", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct node prev[MAX_NODES], cur[MAX_NODES];
+	const char *dir_arg = NULL, *dir;
+	unsigned long count = 0, scans = 0;
+	long interval_ms = 10000;
+	int nprev = -1, ncur, o, i, last_err = 0;
+	char eb[128];
+
+	pvex_init(argv[0]);
+	while ((o = getopt_long(argc, argv, "d:i:n:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd':
+			dir_arg = optarg;
+			break;
+		case 'i':
+			if (pvex_parse_ms(optarg, &interval_ms) < 0) {
+				fprintf(stderr, "bad --interval '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'n':
+			if (pvex_parse_uint(optarg, &count) < 0) {
+				fprintf(stderr, "bad --count '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	dir = pvex_pick(dir_arg, "PV_EXAMPLE_DRM_DIR", DEFAULT_DIR);
+
+	while (!pvex_stopping() && (count == 0 || scans < count)) {
+		ncur = scan(dir, cur);
+		scans++;
+		if (ncur < 0) {
+			/* Log a failing scan once, not every interval. */
+			if (ncur != last_err)
+				pvex_log("scan %s: %s", dir, pvex_errstr(-ncur, eb, sizeof(eb)));
+			last_err = ncur;
+			nprev = 0;
+		} else if (nprev < 0) {
+			pvex_log("%d DRM node(s) in %s", ncur, dir);
+			for (i = 0; i < ncur; i++)
+				log_node(dir, "node", &cur[i]);
+		} else {
+			for (i = 0; i < ncur; i++)
+				if (!contains(prev, nprev, &cur[i]))
+					log_node(dir, "node appeared", &cur[i]);
+			for (i = 0; i < nprev; i++)
+				if (!contains(cur, ncur, &prev[i]))
+					log_node(dir, "node gone", &prev[i]);
+		}
+		if (ncur >= 0) {
+			last_err = 0;
+			memcpy(prev, cur, sizeof(cur[0]) * (size_t)ncur);
+			nprev = ncur;
+		}
+		if (count == 0 || scans < count)
+			pvex_sleep_ms(interval_ms);
+	}
+	pvex_log("stopped");
+	return 0;
+}

@@ -1,0 +1,5 @@
+SUMMARY = "Example container: opens the injected DRM render node"
+
+require pv-example-container.inc
+
+SRC_URI = "file://${PN}.args.json"

@@ -1,0 +1,111 @@
+# Runs the pvrexport image type of image-pvrexport.bbclass outside BitBake: the class's own
+# python prefunc and IMAGE_CMD shell text, with its variables expanded as BitBake would.
+"""Usage: runclass.py --class FILE --set VAR=VALUE ... (needs mksquashfs and pv-mkexport on PATH)
+
+Lets a test build a pvrexport with exactly the code a Yocto build runs, so the class and the
+local image builder can be checked against one format on a machine without BitBake."""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bbparse  # noqa: E402
+
+
+class _Utils:
+    @staticmethod
+    def contains(var, checkvalues, truevalue, falsevalue, d):
+        have = set((d.getVar(var) or '').split())
+        want = set(checkvalues.split()) if isinstance(checkvalues, str) else set(checkvalues)
+        return truevalue if want <= have else falsevalue
+
+
+class _Fatal(Exception):
+    pass
+
+
+class _BB:
+    utils = _Utils
+
+    @staticmethod
+    def fatal(msg):
+        raise _Fatal(msg)
+
+    @staticmethod
+    def note(*a):
+        pass
+
+    warn = note
+
+
+class Data:
+    """The part of BitBake's datastore the class uses: getVar with ${VAR} and ${@...}."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def getVar(self, name, expand=True):
+        v = self.values.get(name)
+        return self.expand(v) if (v is not None and expand) else v
+
+    def expand(self, text, depth=0):
+        if depth > 20:
+            raise _Fatal('recursive expansion in %r' % text)
+        out = text
+        for expr in list(bbparse.inline_python(out)):
+            val = eval(expr, {'bb': _BB, 'd': self, 'os': os})
+            out = out.replace('${@' + expr + '}', str(val), 1)
+
+        def sub(m):
+            v = self.values.get(m.group(1))
+            return m.group(0) if v is None else self.expand(v, depth + 1)
+
+        return re.sub(r'\$\{([A-Za-z0-9_\-:]+)\}', sub, out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--class', dest='cls', required=True)
+    ap.add_argument('--set', action='append', default=[], help='VAR=VALUE (wins over the class)')
+    a = ap.parse_args()
+
+    with open(a.cls) as f:
+        stmts = bbparse.parse(f.read())
+    values = {}
+    funcs = {}
+    for s in stmts:
+        if s.kind == 'assign' and s.flag is None and ':' not in s.name:
+            if s.op in ('??=', '?='):
+                values.setdefault(s.name, s.value)
+            elif s.op == '=':
+                values[s.name] = s.value
+        elif s.kind in ('python', 'shell'):
+            funcs[s.name] = s
+    for kv in a.set:
+        k, _, v = kv.partition('=')
+        values[k] = v
+    d = Data(values)
+
+    pre = funcs['pvrexport_write_manifests']
+    src = 'def pvrexport_write_manifests(d):\n' + '\n'.join(pre.body) + '\n'
+    env = {'bb': _BB}
+    exec(compile(src, a.cls, 'exec'), env)
+    try:
+        env['pvrexport_write_manifests'](d)
+    except _Fatal as e:
+        print('runclass: bb.fatal: %s' % e, file=sys.stderr)
+        return 1
+
+    cmd = funcs['IMAGE_CMD:pvrexport']
+    body = d.expand('\n'.join(cmd.body))
+    # BitBake runs shell tasks with "set -e" under /bin/sh.
+    r = subprocess.run(['sh', '-e', '-c', body])
+    return r.returncode
+
+
+if __name__ == '__main__':
+    sys.exit(main())

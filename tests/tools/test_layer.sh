@@ -1,0 +1,240 @@
+#!/bin/sh
+# Tool test of the Yocto layer: scripts/check-layer passes on recipes/ + kas/, fails on broken
+# copies (so the checker cannot pass silently), and the pvrexport class builds a valid pvrexport.
+#
+# env: PV_SRC (repository root), PV_BIN (build/bin with pv-mkexport).
+# The broken copies are written with literal BitBake ${...} text, hence:
+# shellcheck disable=SC2016
+set -eu
+
+src=${PV_SRC:?PV_SRC must name the repository root}
+bin=${PV_BIN:-$src/build/bin}
+tmp=$(mktemp -d /tmp/pv-layertest.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM HUP
+fail=0
+
+ok() { echo "ok   - $*"; }
+bad() {
+	echo "FAIL - $*"
+	fail=1
+}
+
+# ---- 1. the layer and kas configs of this checkout pass ----
+if "$src/scripts/check-layer" >"$tmp/real.log" 2>&1; then
+	ok "check-layer passes on the repository ($(tail -n 1 "$tmp/real.log"))"
+else
+	sed 's/^/     /' "$tmp/real.log"
+	bad "check-layer fails on the repository"
+fi
+
+# ---- 2. deliberately broken copies must fail, each with its own message ----
+# mkcopy NAME: a git work tree holding copies of recipes/ and kas/ (kas needs git).
+mkcopy() {
+	d="$tmp/$1"
+	mkdir -p "$d"
+	cp -a "$src/recipes" "$src/kas" "$d/"
+	git -C "$d" init -q
+	echo "$d"
+}
+
+# expect_fail NAME ONLY PATTERN: check-layer on copy NAME must fail and print PATTERN.
+expect_fail() {
+	if [ "$2" = all ]; then
+		"$src/scripts/check-layer" --root "$tmp/$1" >"$tmp/$1.log" 2>&1 && rc=0 || rc=$?
+	else
+		"$src/scripts/check-layer" --root "$tmp/$1" --only "$2" >"$tmp/$1.log" 2>&1 &&
+			rc=0 || rc=$?
+	fi
+	if [ "$rc" -eq 0 ]; then
+		bad "$1: check-layer passed a broken layer"
+	elif ! grep -q -e "$3" "$tmp/$1.log"; then
+		sed 's/^/     /' "$tmp/$1.log"
+		bad "$1: failed, but without '$3'"
+	else
+		ok "$1: rejected ($(grep -m1 -e "$3" "$tmp/$1.log" | cut -c1-110))"
+	fi
+}
+
+ex=recipes/recipes-containers/pv-examples
+pv=recipes/recipes-pv/pantavisor
+
+d=$(mkcopy missing-file)
+rm "$d/$ex/files/pv-example-unix-client.args.json"
+expect_fail missing-file layer 'SRC_URI file://pv-example-unix-client.args.json not found'
+
+d=$(mkcopy old-override)
+sed -i 's/^RDEPENDS:${PN}:append:class-target/RDEPENDS_${PN}_append_class-target/' \
+	"$d/$pv/pantavisor_git.bb"
+expect_fail old-override layer 'old override syntax in variable "RDEPENDS_${PN}'
+
+d=$(mkcopy old-override-func)
+sed -i 's/^do_install:append() {/do_install_append() {/' "$d/$pv/pantavisor-examples_git.bb"
+expect_fail old-override-func layer 'old override syntax in function "do_install_append"'
+
+d=$(mkcopy missing-class)
+sed -i 's/^inherit image container-pvrexport/inherit image container-pvrexprot/' \
+	"$d/$ex/pv-example-container.inc"
+expect_fail missing-class layer 'inherit container-pvrexprot: no classes/'
+
+d=$(mkcopy missing-require)
+sed -i 's/^require pantavisor-build.inc/require pantavisor-bild.inc/' "$d/$pv/pantavisor_git.bb"
+expect_fail missing-require layer 'require pantavisor-bild.inc: file not found'
+
+d=$(mkcopy no-license)
+sed -i '/^LIC_FILES_CHKSUM/d' "$d/recipes/recipes-images/images/pantavisor-initramfs.bb"
+expect_fail no-license layer 'pantavisor-initramfs.bb:0: recipe sets no LIC_FILES_CHKSUM'
+
+d=$(mkcopy bad-varflag)
+printf 'do_fetch[noexect] = "1"\n' >>"$d/$ex/pv-example-drm-render.bb"
+expect_fail bad-varflag layer 'unknown varflag \[noexect\] on do_fetch'
+
+d=$(mkcopy python-syntax)
+sed -i "s/^    pc = \['engine'\]/    pc = ['engine'/" "$d/$pv/pantavisor-build.inc"
+expect_fail python-syntax layer 'python function pantavisor_packageconfig does not compile'
+
+d=$(mkcopy inline-python)
+printf 'FOO = "${@bb.utils.contains(%s, d}"\n' "'A', 'b', 'c', ''" >>"$d/$ex/pv-example-drm-render.bb"
+expect_fail inline-python layer 'python expression in FOO does not compile'
+
+d=$(mkcopy shell-syntax)
+printf 'broken_func () {\n\tif true; then\n\t\techo x\n}\n' >>"$d/$ex/pv-example-drm-render.bb"
+expect_fail shell-syntax layer 'shell function broken_func: bash -n'
+
+d=$(mkcopy tab-space-mix)
+printf 'mixed_func () {\n\techo a\n    echo b\n}\n' >>"$d/$ex/pv-example-drm-render.bb"
+expect_fail tab-space-mix layer 'shell function mixed_func indents some lines with tabs'
+
+d=$(mkcopy layer-conf)
+sed -i '/^LAYERSERIES_COMPAT_pantavisor/d' "$d/recipes/conf/layer.conf"
+expect_fail layer-conf layer 'missing LAYERSERIES_COMPAT_pantavisor'
+
+d=$(mkcopy autorev)
+sed -i 's/^SRCREV = .*/SRCREV = "${AUTOREV}"/' "$d/$pv/pantavisor-source.inc"
+expect_fail autorev layer 'SRCREV uses ${AUTOREV}'
+
+d=$(mkcopy bad-json)
+printf '{"PV_SERVICES_REQUIRED": [\n' >"$d/$ex/files/pv-example-drm-master.args.json"
+expect_fail bad-json layer 'pv-example-drm-master.args.json:0: invalid JSON'
+
+d=$(mkcopy kas-bad-key)
+sed -i 's/^machine: qemux86-64/machin: qemux86-64/' "$d/kas/machines/qemux86-64.yaml"
+expect_fail kas-bad-key kas 'kas/machines/qemux86-64.yaml: kas rejects it'
+
+d=$(mkcopy kas-missing-include)
+sed -i 's|- kas/machines/docker-x86_64.yaml|- kas/machines/docker-x86-64.yaml|' "$d/kas/appengine.yaml"
+expect_fail kas-missing-include kas 'kas/appengine.yaml: kas rejects it: Configuration file not found'
+
+d=$(mkcopy kas-wrong-machine)
+sed -i 's/^machine: qemux86-64/machine: qemuarm/' "$d/kas/machines/qemux86-64.yaml"
+expect_fail kas-wrong-machine kas 'machine file for qemux86-64 sets machine "qemuarm"'
+
+d=$(mkcopy kas-duplicate-key)
+printf 'local_conf_header:\n  again: |\n    FOO = "1"\n' >>"$d/kas/base.yaml"
+expect_fail kas-duplicate-key kas 'duplicate key "local_conf_header"'
+
+d=$(mkcopy kas-unpinned)
+sed -i '/commit: 3dd635f613f7299d986a8ab6bc9f584370f8ed1d/d' "$d/kas/base.yaml"
+expect_fail kas-unpinned kas 'repo meta-virtualization is not pinned'
+
+d=$(mkcopy kas-old-override)
+sed -i 's/^    INHERIT += "rm_work"/    DISTRO_FEATURES_append = " x11"/' "$d/kas/base.yaml"
+expect_fail kas-old-override kas 'old override syntax "DISTRO_FEATURES_append"'
+
+d=$(mkcopy kas-version)
+sed -i 's/^  version: 16/  version: 99/' "$d/kas/machines/qemuarm64.yaml"
+expect_fail kas-version kas 'qemuarm64.yaml: header.version is 99'
+
+d=$(mkcopy kas-unknown-target)
+sed -i 's/^  - pantavisor-appengine-image/  - pantavisor-appengine-imag/' "$d/kas/appengine.yaml"
+expect_fail kas-unknown-target kas 'target "pantavisor-appengine-imag" is not a recipe'
+
+# ---- 3. the class's pvrexport: real class code, real mksquashfs, our pv-mkexport ----
+if [ ! -x "$bin/pv-mkexport" ]; then
+	bad "pv-mkexport is not in $bin (tools/scripts/pv-mkexport); cannot build a pvrexport"
+else
+	name="pv-example-unix-client"
+	root="$tmp/rootfs"
+	mkdir -p "$root/usr/bin" "$root/lib/modules/6.1.0" "$root/lib/firmware" "$tmp/deploy1" \
+		"$tmp/deploy2"
+	printf '#!/bin/sh\necho hi\n' >"$root/usr/bin/$name"
+	chmod 0755 "$root/usr/bin/$name"
+	echo module >"$root/lib/modules/6.1.0/x.ko"
+	echo fw >"$root/lib/firmware/x.bin"
+	runclass() {
+		SOURCE_DATE_EPOCH=0 PATH="$bin:$PATH" /usr/bin/python3 \
+			"$src/scripts/layercheck/runclass.py" \
+			--class "$src/recipes/classes/image-pvrexport.bbclass" \
+			--set PN=$name --set WORKDIR="$tmp/work$1" --set IMAGE_ROOTFS="$root" \
+			--set IMGDEPLOYDIR="$tmp/deploy$1" --set IMAGE_NAME="$name-test" \
+			--set PVREXPORT_SRCDIR="$src/$ex/files" --set PANTAVISOR_FEATURES= \
+			--set PVREXPORT_ENTRYPOINT="/usr/bin/$name" >"$tmp/class$1.log" 2>&1
+	}
+	out="$tmp/deploy1/$name.pvrexport.tgz"
+	if ! runclass 1; then
+		sed 's/^/     /' "$tmp/class1.log"
+		bad "IMAGE_CMD:pvrexport of image-pvrexport.bbclass failed"
+	elif ! /usr/bin/python3 "$src/scripts/layercheck/verify_pvrexport.py" "$out" "$name" \
+		--expect-key "$name/run.json" --expect-key "$name/lxc.container.conf" \
+		--expect-key "$name/root.squashfs" --expect-entry "/usr/bin/$name" \
+		>"$tmp/verify.log" 2>&1; then
+		sed 's/^/     /' "$tmp/verify.log"
+		bad "the class's pvrexport is not a valid pvrexport"
+	else
+		ok "class pvrexport is valid ($(wc -c <"$out") bytes, keys: $(tar -xzOf "$out" json |
+			jq -r 'keys | join(" ")'))"
+		# the required service from the recipe's args.json reached run.json
+		req=$(tar -xzOf "$out" json | jq -r --arg k "$name/run.json" \
+			'.[$k].services.required[0].name')
+		if [ "$req" = raw-unix ]; then
+			ok "args.json PV_SERVICES_REQUIRED -> run.json services"
+		else
+			bad "run.json services.required[0].name is '$req', not raw-unix"
+		fi
+		# kernel modules and firmware stay out of the container's squashfs
+		sq=$(tar -xzOf "$out" json | jq -r --arg k "$name/root.squashfs" '.[$k]')
+		tar -xzOf "$out" "objects/$sq" >"$tmp/root.squashfs"
+		unsquashfs -l -d /r "$tmp/root.squashfs" >"$tmp/sq.list"
+		if grep -q "^/r/usr/bin/$name$" "$tmp/sq.list" && ! grep -q '^/r/lib/modules' "$tmp/sq.list" &&
+			! grep -q '^/r/lib/firmware' "$tmp/sq.list"; then
+			ok "root.squashfs holds the rootfs without lib/modules and lib/firmware"
+		else
+			sed 's/^/     /' "$tmp/sq.list"
+			bad "root.squashfs content is wrong"
+		fi
+		# same inputs, same bytes (BitBake exports SOURCE_DATE_EPOCH)
+		if runclass 2 && cmp -s "$out" "$tmp/deploy2/$name.pvrexport.tgz"; then
+			ok "two builds of the same container are byte-identical"
+		else
+			bad "two builds of the same container differ"
+		fi
+	fi
+	# a provider's services.json travels inline
+	pname="pv-example-unix-server"
+	if SOURCE_DATE_EPOCH=0 PATH="$bin:$PATH" /usr/bin/python3 "$src/scripts/layercheck/runclass.py" \
+		--class "$src/recipes/classes/image-pvrexport.bbclass" --set PN=$pname \
+		--set WORKDIR="$tmp/work3" --set IMAGE_ROOTFS="$root" --set IMGDEPLOYDIR="$tmp/deploy3" \
+		--set IMAGE_NAME="$pname-test" --set PVREXPORT_SRCDIR="$src/$ex/files" \
+		--set PANTAVISOR_FEATURES=squash-lz4 >"$tmp/class3.log" 2>&1 &&
+		/usr/bin/python3 "$src/scripts/layercheck/verify_pvrexport.py" \
+			"$tmp/deploy3/$pname.pvrexport.tgz" "$pname" --expect-key "$pname/services.json" \
+			--expect-entry /sbin/init >"$tmp/verify3.log" 2>&1; then
+		pol=$(tar -xzOf "$tmp/deploy3/$pname.pvrexport.tgz" json |
+			jq -r --arg k "$pname/run.json" '.[$k].restart_policy')
+		if [ "$pol" = container ]; then
+			ok "provider pvrexport: services.json inline, lz4, restart_policy"
+		else
+			bad "provider run.json restart_policy is '$pol'"
+		fi
+	else
+		sed 's/^/     /' "$tmp/class3.log" "$tmp/verify3.log" 2>/dev/null || true
+		bad "provider pvrexport (services.json, squash-lz4) failed"
+	fi
+fi
+
+if [ "$fail" -eq 0 ]; then
+	echo "test_layer: all passed"
+else
+	echo "test_layer: FAILED"
+fi
+exit "$fail"

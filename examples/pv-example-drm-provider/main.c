@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #define DEFAULT_DIR "/dev/dri"
 #define MAX_NODES   32
@@ -26,7 +27,46 @@ static void usage(FILE *f)
 		   "  -d, --dir DIR         where the nodes are (env PV_EXAMPLE_DRM_DIR, "
 		   "default " DEFAULT_DIR ")\n"
 		   "  -i, --interval SECS   between scans (default 10)\n"
-		   "  -n, --count N         exit after N scans (default: run forever)\n");
+		   "  -n, --count N         exit after N scans (default: run forever)\n"
+		   "      --mknod-missing   create card0 (226:0) and renderD128 (226:128) in DIR\n"
+		   "                        when absent (env PV_EXAMPLE_DRM_MKNOD=1), so a host\n"
+		   "                        without a GPU still has nodes to export\n");
+}
+
+/* On a machine without a GPU the export still needs nodes for xconnect to mirror: create them
+ * with the kernel's fixed DRM numbers. Opening them then fails with ENXIO, which is the
+ * consumers' honest answer on such a host. */
+static void mknod_missing(const char *dir)
+{
+	static const struct {
+		const char *name;
+		unsigned minor;
+		mode_t mode;
+	} std_nodes[] = {{"card0", 0, 0660}, {"renderD128", 128, 0666}};
+	char path[4096], eb[128];
+	struct stat st;
+	int r;
+
+	r = pvex_mkdir_parents(dir);
+	if (r == 0 && mkdir(dir, 0755) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r < 0) {
+		pvex_log("mkdir %s: %s", dir, pvex_errstr(-r, eb, sizeof(eb)));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(std_nodes) / sizeof(std_nodes[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, std_nodes[i].name);
+		if (lstat(path, &st) == 0)
+			continue;
+		/* chmod after mknod: the requested mode must not depend on the umask. */
+		if (mknod(path, S_IFCHR | std_nodes[i].mode, makedev(226, std_nodes[i].minor)) <
+			0 ||
+		    chmod(path, std_nodes[i].mode) < 0)
+			pvex_log("mknod %s: %s", path, pvex_errstr(errno, eb, sizeof(eb)));
+		else
+			pvex_log("created %s (char 226:%u): no such node here, made a stand-in",
+				 path, std_nodes[i].minor);
+	}
 }
 
 /* Fill nodes with the character devices in dir; returns how many, or -errno. */
@@ -70,16 +110,16 @@ static void log_node(const char *dir, const char *what, const struct node *x)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-					     {"interval", required_argument, NULL, 'i'},
-					     {"count", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"dir", required_argument, NULL, 'd'},   {"interval", required_argument, NULL, 'i'},
+	    {"count", required_argument, NULL, 'n'}, {"mknod-missing", no_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},	     {NULL, 0, NULL, 0}};
 	struct node prev[MAX_NODES], cur[MAX_NODES];
 	const char *dir_arg = NULL, *dir;
 	unsigned long count = 0, scans = 0;
 	long interval_ms = 10000;
 	int nprev = -1, ncur, o, i, last_err = 0;
+	bool want_mknod = false;
 	char eb[128];
 
 	pvex_init(argv[0]);
@@ -100,6 +140,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'm':
+			want_mknod = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -109,6 +152,8 @@ int main(int argc, char **argv)
 		}
 	}
 	dir = pvex_pick(dir_arg, "PV_EXAMPLE_DRM_DIR", DEFAULT_DIR);
+	if (want_mknod || strcmp(pvex_pick(NULL, "PV_EXAMPLE_DRM_MKNOD", "0"), "1") == 0)
+		mknod_missing(dir);
 
 	while (!pvex_stopping() && (count == 0 || scans < count)) {
 		ncur = scan(dir, cur);

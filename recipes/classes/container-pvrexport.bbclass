@@ -14,6 +14,11 @@ ROOTFS_BOOTSTRAP_INSTALL = ""
 
 PVR_APP_ADD_GROUP ??= "app"
 
+# image.bbclass makes every image wait for the kernel (deploy and depmod data); a container
+# carries no kernel or modules, so it must not pull a kernel build in.
+KERNEL_DEPLOY_DEPEND = ""
+KERNELDEPMODDEPEND = ""
+
 # Images skip fetch and unpack; a container needs its manifests from SRC_URI in ${WORKDIR}.
 python __anonymous() {
     d.delVarFlag('do_fetch', 'noexec')

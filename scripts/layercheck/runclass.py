@@ -75,16 +75,22 @@ def main():
 
     with open(a.cls) as f:
         stmts = bbparse.parse(f.read())
+    # BitBake: "=" sets, "?=" sets if unset, "??=" is a weak default (the last one wins) used
+    # only when nothing else set the variable.
+    weak = {}
     values = {}
     funcs = {}
     for s in stmts:
         if s.kind == 'assign' and s.flag is None and ':' not in s.name:
-            if s.op in ('??=', '?='):
+            if s.op == '??=':
+                weak[s.name] = s.value
+            elif s.op == '?=':
                 values.setdefault(s.name, s.value)
             elif s.op == '=':
                 values[s.name] = s.value
         elif s.kind in ('python', 'shell'):
             funcs[s.name] = s
+    values = dict(weak, **values)
     for kv in a.set:
         k, _, v = kv.partition('=')
         values[k] = v

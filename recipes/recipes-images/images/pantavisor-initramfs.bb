@@ -15,6 +15,9 @@ IMAGE_FSTYPES = "${INITRAMFS_FSTYPES}"
 IMAGE_ROOTFS_SIZE = "8192"
 IMAGE_ROOTFS_EXTRA_SPACE = "0"
 ROOTFS_BOOTSTRAP_INSTALL = ""
+# Pure userland: no dependency on the kernel, so a kernel may bundle this initramfs later.
+KERNEL_DEPLOY_DEPEND = ""
+KERNELDEPMODDEPEND = ""
 
 # The kernel runs /init from an initramfs; make it pantavisor.
 ROOTFS_POSTPROCESS_COMMAND += "pantavisor_initramfs_init"

@@ -1,0 +1,484 @@
+/* proxy.c: the byte pump between a consumer connection and a provider connection on the loop,
+ * used by the unix plugin (and later wayland): splice through pipes, fds carried with the bytes.
+ *
+ * Per direction there is one pipe (F_SETPIPE_SZ PVX_PIPE_SIZE). Bytes go socket -> pipe ->
+ * socket with splice(2), so they never cross into user space. splice() cannot carry ancillary
+ * data (the kernel silently drops fds attached to spliced bytes), so each read first proves the
+ * bytes it will splice are free of it (clean_bytes: a 4 KiB MSG_PEEK without control buffer
+ * stops after the first message with SCM_RIGHTS/SCM_CREDENTIALS and flags MSG_CTRUNC; for bulk,
+ * the socket's queued fd count from fdinfo). Bytes that carry ancillary data are moved with
+ * recvmsg/sendmsg through a 64 KiB buffer, fds attached to the same bytes on the way out.
+ *
+ * Backpressure: a side is read only while its direction's pipe (or message buffer) has room and
+ * written only when there is something to write, so a peer that never reads stalls its sender
+ * instead of growing memory: the worst case per connection is two pipes plus one buffer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/sockios.h>
+
+#include "xconnect.h"
+
+#define MSG_BUF	  (64u * 1024)
+#define PEEK_LEN  4096
+#define MAX_FDS	  253 /* SCM_MAX_FD */
+#define CMSG_ROOM (CMSG_SPACE(sizeof(int) * MAX_FDS) + CMSG_SPACE(sizeof(struct ucred)))
+
+struct side {
+	int fd;
+	int fdinfo; /* /proc/self/fdinfo/<fd>, opened on first bulk read */
+	uv_poll_t poll;
+	int events; /* currently polled */
+	struct pvx_proxy *p;
+};
+
+struct dir {
+	int from, to; /* side index */
+	int pipe[2];
+	size_t in_pipe;
+	size_t pipe_cap;
+	bool eof;     /* read side finished */
+	bool shut;    /* write side shut down */
+	bool want_rd; /* read would block */
+	bool want_wr; /* write would block */
+	/* message mode buffer */
+	char *buf;
+	size_t len, off;
+	int fds[MAX_FDS];
+	size_t nfds;
+	bool have_cred;
+	struct ucred cred;
+};
+
+struct pvx_proxy {
+	uv_loop_t *loop;
+	struct side s[2];
+	struct dir d[2];
+	pvx_proxy_close_cb cb;
+	void *opaque;
+	struct pvx_proxy_stats st;
+	int open_handles;
+	bool closing;
+};
+
+static void poll_cb(uv_poll_t *h, int status, int events);
+
+static void drop_fds(struct dir *d)
+{
+	for (size_t i = 0; i < d->nfds; i++)
+		close(d->fds[i]);
+	d->nfds = 0;
+	d->have_cred = false;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct side *s = h->data;
+	struct pvx_proxy *p = s->p;
+	close(s->fd);
+	s->fd = -1;
+	if (s->fdinfo >= 0)
+		close(s->fdinfo);
+	if (--p->open_handles == 0) {
+		for (int i = 0; i < 2; i++) {
+			if (p->d[i].pipe[0] >= 0)
+				close(p->d[i].pipe[0]);
+			if (p->d[i].pipe[1] >= 0)
+				close(p->d[i].pipe[1]);
+			drop_fds(&p->d[i]);
+			free(p->d[i].buf);
+		}
+		free(p);
+	}
+}
+
+static void shutdown_all(struct pvx_proxy *p, bool notify)
+{
+	if (p->closing)
+		return;
+	p->closing = true;
+	for (int i = 0; i < 2; i++)
+		uv_close((uv_handle_t *)&p->s[i].poll, handle_closed);
+	if (notify && p->cb)
+		p->cb(p, p->opaque);
+}
+
+void pvx_proxy_close(struct pvx_proxy *p)
+{
+	shutdown_all(p, false);
+}
+
+void pvx_proxy_get_stats(const struct pvx_proxy *p, struct pvx_proxy_stats *st)
+{
+	*st = p->st;
+}
+
+static bool transient(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
+/* Sends the buffered message (fds ride on the first byte that leaves). <0 fatal, 0 blocked,
+ * 1 done. */
+static int flush_msg(struct pvx_proxy *p, struct dir *d, int di)
+{
+	while (d->off < d->len) {
+		struct iovec iov = {.iov_base = d->buf + d->off, .iov_len = d->len - d->off};
+		union {
+			char b[CMSG_ROOM];
+			struct cmsghdr align;
+		} u;
+		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (d->nfds || d->have_cred) {
+			memset(&u, 0, sizeof(u));
+			m.msg_control = u.b;
+			m.msg_controllen = 0;
+			struct cmsghdr *c = (struct cmsghdr *)u.b;
+			if (d->nfds) {
+				c->cmsg_level = SOL_SOCKET;
+				c->cmsg_type = SCM_RIGHTS;
+				c->cmsg_len = CMSG_LEN(sizeof(int) * d->nfds);
+				memcpy(CMSG_DATA(c), d->fds, sizeof(int) * d->nfds);
+				m.msg_controllen += CMSG_SPACE(sizeof(int) * d->nfds);
+				c = (struct cmsghdr *)(u.b + m.msg_controllen);
+			}
+			if (d->have_cred) {
+				c->cmsg_level = SOL_SOCKET;
+				c->cmsg_type = SCM_CREDENTIALS;
+				c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+				memcpy(CMSG_DATA(c), &d->cred, sizeof(d->cred));
+				m.msg_controllen += CMSG_SPACE(sizeof(struct ucred));
+			}
+		}
+		ssize_t n = sendmsg(p->s[d->to].fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EPERM && d->have_cred) {
+			/* Credentials of a pid that is gone: deliver the bytes and fds anyway. */
+			d->have_cred = false;
+			continue;
+		}
+		if (n < 0) {
+			if (transient(errno)) {
+				d->want_wr = true;
+				return 0;
+			}
+			return -errno;
+		}
+		p->st.bytes[di] += (uint64_t)n;
+		p->st.fds[di] += d->nfds;
+		drop_fds(d); /* the kernel holds its own references now */
+		d->off += (size_t)n;
+	}
+	d->off = d->len = 0;
+	return 1;
+}
+
+/* Reads one message with its ancillary data into the buffer. <0 fatal, 0 blocked/eof, 1 got. */
+static int read_msg(struct pvx_proxy *p, struct dir *d, int di)
+{
+	if (!d->buf && !(d->buf = malloc(MSG_BUF)))
+		return -ENOMEM;
+	struct iovec iov = {.iov_base = d->buf, .iov_len = MSG_BUF};
+	union {
+		char b[CMSG_ROOM];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b)};
+	ssize_t n = recvmsg(p->s[d->from].fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		if (transient(errno)) {
+			d->want_rd = true;
+			return 0;
+		}
+		return -errno;
+	}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k && d->nfds < MAX_FDS; i++)
+				memcpy(&d->fds[d->nfds++], CMSG_DATA(c) + i * sizeof(int),
+				       sizeof(int));
+		} else if (c->cmsg_type == SCM_CREDENTIALS) {
+			memcpy(&d->cred, CMSG_DATA(c), sizeof(d->cred));
+			d->have_cred = true;
+		}
+	}
+	if (m.msg_flags & MSG_CTRUNC)
+		return -EMSGSIZE; /* fds lost: the stream is no longer faithful */
+	if (d->nfds || d->have_cred)
+		p->st.cmsg_msgs[di]++;
+	if (n == 0) {
+		d->eof = true;
+		drop_fds(d);
+		return 0;
+	}
+	d->len = (size_t)n;
+	d->off = 0;
+	return 1;
+}
+
+/* fds queued on a socket's receive queue, from its fdinfo (Linux >= 5.7 "scm_fds:"); -1 when
+ * unknown. The fdinfo file stays open per side; pread re-renders it. */
+static long queued_fds(struct side *s)
+{
+	if (s->fdinfo < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", s->fd);
+		s->fdinfo = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->fdinfo < 0)
+			return -1;
+	}
+	char buf[512];
+	ssize_t n = pread(s->fdinfo, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *f = strstr(buf, "scm_fds:");
+	return f ? strtol(f + 8, NULL, 10) : -1;
+}
+
+/* How many of the queued bytes can be spliced without losing ancillary data. 1 and *want
+ * (0 = the next bytes carry fds/credentials: use recvmsg), 0 would block or eof, <0 error.
+ *  - a 4 KiB peek stops right after the first message that carries ancillary data and flags
+ *    MSG_CTRUNC (we pass no control buffer); a short peek saw the whole queue;
+ *  - a full peek (bulk): the queue's byte count is taken first, then the queue's fd count; no
+ *    fds then means none in those bytes (an fd message arriving later is counted, not spliced). */
+static int clean_bytes(struct pvx_proxy *p, struct dir *d, size_t *want)
+{
+	static char peek[PEEK_LEN]; /* loop thread only */
+	struct side *s = &p->s[d->from];
+	struct iovec iov = {.iov_base = peek, .iov_len = sizeof(peek)};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = recvmsg(s->fd, &m, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0) {
+		if (transient(errno)) {
+			d->want_rd = true;
+			return 0;
+		}
+		return -errno;
+	}
+	if (n == 0) {
+		d->eof = true;
+		return 0;
+	}
+	if (m.msg_flags & MSG_CTRUNC) {
+		*want = 0;
+		return 1;
+	}
+	if ((size_t)n < sizeof(peek)) {
+		*want = (size_t)n;
+		return 1;
+	}
+	int inq = 0;
+	if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < (int)sizeof(peek))
+		inq = (int)sizeof(peek);
+	long fds = queued_fds(s);
+	if (fds == 0)
+		*want = (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
+	else if (fds > 0)
+		*want = 0;
+	else
+		*want = sizeof(peek); /* no fdinfo: the peeked bytes are known clean */
+	return 1;
+}
+
+/* Moves as much as possible in direction di. Returns <0 on a fatal error. */
+static int pump(struct pvx_proxy *p, int di)
+{
+	struct dir *d = &p->d[di];
+	for (;;) {
+		/* 1. drain what we hold, in order: message buffer, then pipe */
+		if (d->len) {
+			int rc = flush_msg(p, d, di);
+			if (rc <= 0)
+				return rc;
+		}
+		if (d->in_pipe) {
+			ssize_t n = splice(d->pipe[0], NULL, p->s[d->to].fd, NULL, d->in_pipe,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0) {
+				if (transient(errno)) {
+					d->want_wr = true;
+					return 0;
+				}
+				return -errno;
+			}
+			d->in_pipe -= (size_t)n;
+			p->st.bytes[di] += (uint64_t)n;
+			continue;
+		}
+		d->want_wr = false;
+		if (d->eof) {
+			if (!d->shut) {
+				d->shut = true;
+				shutdown(p->s[d->to].fd, SHUT_WR);
+			}
+			return 0;
+		}
+		/* 2. read more: ancillary data decides between splice and recvmsg */
+		size_t want = 0;
+		int rc = clean_bytes(p, d, &want);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			if (!d->eof)
+				return 0; /* would block */
+			continue;
+		}
+		if (!want) {
+			rc = read_msg(p, d, di);
+			if (rc < 0)
+				return rc;
+			if (rc == 0 && !d->eof)
+				return 0;
+			continue;
+		}
+		ssize_t n = splice(p->s[d->from].fd, NULL, d->pipe[1], NULL, want,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			if (transient(errno)) {
+				d->want_rd = true;
+				return 0;
+			}
+			return -errno;
+		}
+		if (n == 0) {
+			d->eof = true;
+			continue;
+		}
+		d->in_pipe = (size_t)n;
+	}
+}
+
+static void update_polls(struct pvx_proxy *p)
+{
+	for (int i = 0; i < 2; i++) {
+		struct side *s = &p->s[i];
+		int ev = 0;
+		/* read from side i: direction i (i is "from") when it is blocked on reading */
+		struct dir *out = &p->d[i];
+		struct dir *in = &p->d[1 - i];
+		if (!out->eof && out->want_rd && !out->in_pipe && !out->len)
+			ev |= UV_READABLE;
+		if (in->want_wr)
+			ev |= UV_WRITABLE;
+		if (ev != s->events) {
+			s->events = ev;
+			if (ev)
+				uv_poll_start(&s->poll, ev, poll_cb);
+			else
+				uv_poll_stop(&s->poll);
+		}
+	}
+}
+
+static void run(struct pvx_proxy *p)
+{
+	for (int i = 0; i < 2; i++) {
+		int rc = pump(p, i);
+		if (rc < 0) {
+			pvx_log(PVX_DEBUG, "proxy: %s", strerror(-rc));
+			shutdown_all(p, true);
+			return;
+		}
+	}
+	if (p->d[0].eof && p->d[1].eof && p->d[0].shut && p->d[1].shut) {
+		shutdown_all(p, true);
+		return;
+	}
+	update_polls(p);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct side *s = h->data;
+	struct pvx_proxy *p = s->p;
+	if (p->closing)
+		return;
+	int i = (int)(s - p->s);
+	if (status < 0) {
+		shutdown_all(p, true);
+		return;
+	}
+	if (events & UV_READABLE)
+		p->d[i].want_rd = false;
+	if (events & UV_WRITABLE)
+		p->d[1 - i].want_wr = false;
+	run(p);
+}
+
+int pvx_proxy_start(uv_loop_t *loop, int a, int b, pvx_proxy_close_cb cb, void *opaque,
+		    struct pvx_proxy **out)
+{
+	struct pvx_proxy *p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(a);
+		close(b);
+		return -ENOMEM;
+	}
+	p->loop = loop;
+	p->cb = cb;
+	p->opaque = opaque;
+	p->s[0].fd = a;
+	p->s[1].fd = b;
+	p->s[0].fdinfo = p->s[1].fdinfo = -1;
+	int rc = 0;
+	for (int i = 0; i < 2; i++) {
+		struct dir *d = &p->d[i];
+		d->from = i;
+		d->to = 1 - i;
+		d->pipe[0] = d->pipe[1] = -1;
+		if (rc == 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			/* A big pipe lets one splice move a large chunk; failing to grow it
+			 * (limits) only costs throughput. */
+			int sz = fcntl(d->pipe[1], F_SETPIPE_SZ, (int)PVX_PIPE_SIZE);
+			if (sz < 0)
+				sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
+			d->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+		}
+		d->want_rd = true;
+	}
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		p->s[i].p = p;
+		p->s[i].poll.data = &p->s[i];
+		rc = uv_poll_init(loop, &p->s[i].poll, p->s[i].fd);
+		if (rc == 0)
+			p->open_handles++;
+	}
+	if (rc < 0) {
+		for (int i = 0; i < 2; i++) {
+			if (p->d[i].pipe[0] >= 0)
+				close(p->d[i].pipe[0]);
+			if (p->d[i].pipe[1] >= 0)
+				close(p->d[i].pipe[1]);
+		}
+		if (p->open_handles) {
+			/* handle_closed closes the fds and frees p */
+			p->closing = true;
+			for (int i = 0; i < 2; i++)
+				p->d[i].pipe[0] = p->d[i].pipe[1] = -1;
+			for (int i = 0; i < p->open_handles; i++)
+				uv_close((uv_handle_t *)&p->s[i].poll, handle_closed);
+			if (p->open_handles < 2)
+				close(p->s[1].fd);
+		} else {
+			close(a);
+			close(b);
+			free(p);
+		}
+		return rc;
+	}
+	*out = p;
+	update_polls(p);
+	return 0;
+}

@@ -37,10 +37,11 @@ struct app {
 	struct xdg_surface *xdg_surface;
 	struct xdg_toplevel *toplevel;
 	struct wl_callback *frame_cb;
+	struct wl_callback *sync_cb;
 	struct buffer buffers[2];
 	void *pool_data;
 	size_t pool_size;
-	bool configured, closed, frame_done;
+	bool synced, configured, closed, frame_done;
 	unsigned presented;
 	int width, height;	     /* size of the current buffers */
 	int want_width, want_height; /* size from the last toplevel configure (0: ours) */
@@ -145,6 +146,18 @@ static void frame_done(void *data, struct wl_callback *cb, uint32_t time_ms)
 }
 
 static const struct wl_callback_listener frame_listener = {.done = frame_done};
+
+static void sync_done(void *data, struct wl_callback *cb, uint32_t serial)
+{
+	struct app *a = data;
+
+	(void)serial;
+	wl_callback_destroy(cb);
+	a->sync_cb = NULL;
+	a->synced = true;
+}
+
+static const struct wl_callback_listener sync_listener = {.done = sync_done};
 
 static void destroy_buffers(struct app *a)
 {
@@ -273,6 +286,8 @@ static void app_destroy(struct app *a)
 	destroy_buffers(a);
 	if (a->frame_cb)
 		wl_callback_destroy(a->frame_cb);
+	if (a->sync_cb)
+		wl_callback_destroy(a->sync_cb);
 	if (a->toplevel)
 		xdg_toplevel_destroy(a->toplevel);
 	if (a->xdg_surface)
@@ -317,8 +332,14 @@ static int session(struct app *a, unsigned frames, bool once)
 
 	a->registry = wl_display_get_registry(a->display);
 	wl_registry_add_listener(a->registry, &registry_listener, a);
-	if (wl_display_roundtrip(a->display) < 0)
-		return -errno;
+	/* A roundtrip with a deadline (wl_display_roundtrip would wait forever on a stuck peer). */
+	a->sync_cb = wl_display_sync(a->display);
+	wl_callback_add_listener(a->sync_cb, &sync_listener, a);
+	r = wait_for(a, &a->synced, FRAME_TIMEOUT_MS);
+	if (r < 0) {
+		pvex_log("no answer to the registry query: %s", pvex_errstr(-r, eb, sizeof(eb)));
+		return r;
+	}
 	if (!a->compositor || !a->shm || !a->wm_base) {
 		pvex_log("compositor lacks %s", !a->compositor ? "wl_compositor"
 						: !a->shm      ? "wl_shm"

@@ -1,0 +1,531 @@
+# The pv-example-* programs as plain host processes: each server/client pair talks over sockets
+# in a private temp dir (no containers, no xconnect), which proves the programs themselves.
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+BIN = os.environ.get("PV_BIN", os.path.join(os.path.dirname(__file__), "../../build/bin"))
+SRC = os.environ.get("PV_SRC", os.path.join(os.path.dirname(__file__), "../.."))
+EXAMPLES = os.path.join(SRC, "examples")
+
+
+def exe(name):
+    path = os.path.join(BIN, name)
+    assert os.access(path, os.X_OK), f"{path} not built (PV_EXAMPLES=ON?)"
+    return path
+
+
+class Procs:
+    """Processes started by one test; all are stopped (TERM, then KILL) when the test ends."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = []
+
+    def start(self, name, argv, env=None):
+        log = os.path.join(self.tmp, name + ".log")
+        out = open(log, "w")
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        out.close()
+        p.log = log
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 5
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_for(path, pattern, timeout=10.0):
+    """Wait until the file holds a line matching pattern; returns the match."""
+    rx = re.compile(pattern, re.M)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            m = rx.search(read(path))
+            if m:
+                return m
+        time.sleep(0.05)
+    text = read(path) if os.path.exists(path) else "(no file)"
+    raise AssertionError(f"no line matching {pattern!r} in {path} after {timeout}s:\n{text}")
+
+
+def wait_path(path, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear in {timeout}s")
+
+
+def run(argv, timeout=30, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="pvex-local-")
+    # Readable by uid 65534: the D-Bus "nobody" client must reach the bus socket in here.
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def procs(tmp):
+    p = Procs(tmp)
+    yield p
+    p.stop_all()
+
+
+# ---------------------------------------------------------------- manifests
+
+EXAMPLE_DIRS = sorted(d for d in os.listdir(EXAMPLES)
+                      if d.startswith("pv-example-") and os.path.isdir(os.path.join(EXAMPLES, d)))
+
+
+def load(name, file):
+    with open(os.path.join(EXAMPLES, name, file)) as f:
+        return json.load(f)
+
+
+def render_run_json(args):
+    """What pvr renders into run.json from the args.json keys our examples use."""
+    run = {"#spec": "service-manifest-run@1"}
+    simple = {"PV_GROUP": "group", "PV_ROLES": "roles", "PV_RESTART_POLICY": "restart_policy",
+              "PV_STATUS_GOAL": "status_goal"}
+    for k, v in simple.items():
+        if k in args:
+            run[v] = args[k]
+    services = {}
+    if "PV_SERVICES_REQUIRED" in args:
+        services["required"] = args["PV_SERVICES_REQUIRED"]
+    if "PV_SERVICES_OPTIONAL" in args:
+        services["optional"] = args["PV_SERVICES_OPTIONAL"]
+    if services:
+        run["services"] = services
+    return run
+
+
+def image_conf(name):
+    conf = {}
+    with open(os.path.join(EXAMPLES, name, "image.conf")) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.partition("=")
+            assert re.fullmatch(r"[A-Z_]+", key), f"{name}/image.conf: bad line {line!r}"
+            conf[key] = shlex.split(value)[0] if value else ""
+    return conf
+
+
+def test_examples_are_all_there():
+    expected = {"unix-server", "unix-client", "rest-server", "rest-client", "dbus-server",
+                "dbus-client", "dbus-client-nobody", "drm-provider", "drm-master",
+                "drm-render", "wayland-server", "wayland-client"}
+    assert {d[len("pv-example-"):] for d in EXAMPLE_DIRS} == expected
+
+
+@pytest.mark.parametrize("name", EXAMPLE_DIRS)
+def test_run_json_is_args_json_rendered(name):
+    args = load(name, "args.json")
+    known = {"PV_GROUP", "PV_ROLES", "PV_RESTART_POLICY", "PV_STATUS_GOAL",
+             "PV_SERVICES_REQUIRED", "PV_SERVICES_OPTIONAL"}
+    assert set(args) <= known, f"{name}/args.json: keys this test cannot render: {set(args) - known}"
+    assert load(name, "run.json") == render_run_json(args)
+    run = load(name, "run.json")
+    assert run["status_goal"] in ("MOUNTED", "STARTED", "READY")
+    assert run["restart_policy"] in ("system", "container")
+    assert run["roles"] == [], "examples are deliberately unprivileged (no mgmt role)"
+
+
+def exports():
+    out = {}
+    for name in EXAMPLE_DIRS:
+        if os.path.exists(os.path.join(EXAMPLES, name, "services.json")):
+            sj = load(name, "services.json")
+            assert sj["#spec"] == "service-manifest-xconnect@1"
+            for svc in sj["services"]:
+                assert set(svc) == {"name", "type", "socket"}, f"{name}: {svc}"
+                assert svc["type"] in ("unix", "rest", "dbus", "drm", "wayland")
+                assert svc["socket"].startswith("/")
+                out[svc["name"]] = (name, svc["type"])
+    return out
+
+
+def test_every_requirement_has_an_exporter_of_its_type():
+    exp = exports()
+    assert set(exp) == {"raw-unix", "network-manager", "system-bus", "drm-master", "drm-render",
+                        "wayland-0"}
+    for name in EXAMPLE_DIRS:
+        services = load(name, "run.json").get("services", {})
+        for req in services.get("required", []) + services.get("optional", []):
+            assert req["name"] in exp, f"{name} requires {req['name']}, nobody exports it"
+            assert req["type"] == exp[req["name"]][1], f"{name}: type of {req['name']}"
+            assert req["target"].startswith("/")
+            assert set(req) <= {"name", "type", "role", "interface", "target"}
+
+
+def test_dbus_roles_match_the_policy():
+    assert load("pv-example-dbus-client", "run.json")["services"]["required"][0]["role"] == "root"
+    nobody = load("pv-example-dbus-client-nobody", "run.json")["services"]["required"][0]
+    assert nobody["role"] == "nobody"
+    assert nobody["interface"] == "org.pantavisor.Example"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_DIRS)
+def test_image_conf_names_what_exists(name):
+    conf = image_conf(name)
+    assert {"BINS", "INIT", "FILES", "PACKAGES_BINS"} <= set(conf)
+    for b in conf["BINS"].split():
+        exe(b)
+    dests = {"/usr/bin/" + b for b in conf["BINS"].split()}
+    for pair in conf["FILES"].split():
+        src, _, dest = pair.partition(":")
+        assert os.path.isfile(os.path.join(EXAMPLES, name, src)), f"{name}: FILES {src}"
+        assert dest.startswith("/"), f"{name}: FILES {pair}"
+        dests.add(dest)
+    for f in conf["PACKAGES_BINS"].split() + conf.get("PACKAGES_FILES", "").split():
+        assert os.path.exists(f), f"{name}/image.conf needs {f} on the build host"
+    init = conf["INIT"].split()
+    assert init and init[0] in dests, f"{name}: INIT {init} is not packed"
+
+
+# ---------------------------------------------------------------- unix
+
+def test_unix_echo_and_fd_passing(tmp, procs):
+    sock = os.path.join(tmp, "example", "raw.sock")  # parent dir created by the server
+    # The client starts first: it must wait for the socket, as it does before xconnect injects it.
+    client = procs.start("client", [exe("pv-example-unix-client"), "-s", sock, "-i", "100ms",
+                                    "-n", "3", "--ask-fd"])
+    wait_for(client.log, r"waiting for .*raw\.sock")
+    server = procs.start("server", [exe("pv-example-unix-server"), "-s", sock])
+    assert client.wait(15) == 0, read(client.log)
+    log = read(client.log)
+    assert re.findall(r"^pv-example-unix-client: echo: (.*)$", log, re.M) == \
+        ["ping 1", "ping 2", "ping 3"]
+    assert 'fd: received "hello through a passed fd from pv-example-unix-server"' in log
+    wait_for(server.log, r"client 1 disconnected")
+    slog = read(server.log)
+    assert re.search(r"client 1 connected \(pid \d+ uid 0 gid 0\)", slog)
+    assert "client 1: sent a pipe fd" in slog
+    assert 'client 1: echo "ping 3"' in slog
+
+
+def test_unix_server_replaces_a_stale_socket_and_cleans_up(tmp, procs):
+    sock = os.path.join(tmp, "raw.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(sock)  # left behind by a "crashed" server: bind would say EADDRINUSE
+    stale.close()
+    server = procs.start("server", [exe("pv-example-unix-server"), "-s", sock])
+    wait_for(server.log, r"listening on ")
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sock)
+    c.sendall(b"a\nb\n")
+    got = b""
+    while got.count(b"\n") < 2:
+        got += c.recv(100)
+    assert got == b"a\nb\n"
+    c.close()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(5) == 0
+    assert not os.path.exists(sock), "server left its socket behind"
+
+
+def test_unix_client_reconnects_after_server_restart(tmp, procs):
+    sock = os.path.join(tmp, "raw.sock")
+    server = procs.start("server1", [exe("pv-example-unix-server"), "-s", sock])
+    wait_for(server.log, r"listening on ")
+    client = procs.start("client", [exe("pv-example-unix-client"), "-s", sock, "-i", "100ms"])
+    wait_for(client.log, r"echo: ping 2$")
+    server.send_signal(signal.SIGKILL)
+    server.wait(5)
+    wait_for(client.log, r"connection lost: ")
+    procs.start("server2", [exe("pv-example-unix-server"), "-s", sock])
+    # After the loss: a new connection and echoes on it.
+    wait_for(client.log, r"connection lost: .*\n(?:.*\n)*?.*connected to .*\n(?:.*\n)*?.*echo: ping",
+             10)
+    assert client.poll() is None, "client must keep running across a server restart"
+
+
+# ---------------------------------------------------------------- rest
+
+def http_get(sock_path, path, headers):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock_path)
+    req = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    req += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    s.sendall(req.encode())
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def test_rest_identity_headers_over_keepalive(tmp, procs):
+    sock = os.path.join(tmp, "nm", "api.sock")
+    server = procs.start("server", [exe("pv-example-rest-server"), "-s", sock])
+    wait_for(server.log, r"listening on ")
+    client = run([exe("pv-example-rest-client"), "-s", sock, "-i", "100ms", "-n", "3"])
+    assert client.returncode == 0, client.stdout + client.stderr
+    bodies = re.findall(r"^pv-example-rest-client: response 200: (.*)$", client.stdout, re.M)
+    assert [json.loads(b) for b in bodies] == [
+        {"client": None, "role": None, "path": f"/ping/{i}"} for i in (1, 2, 3)]
+    assert client.stdout.count("connected to") == 1
+    wait_for(server.log, r"connection closed")
+    # keep-alive: three requests on a single connection
+    assert read(server.log).count("connection opened") == 1
+    assert "GET /ping/3 client=(none) role=(none)" in read(server.log)
+
+    status, body = http_get(sock, "/any/path", {"X-PV-Client": "pv-example-rest-client",
+                                                "X-PV-Role": "any"})
+    assert status == 200
+    assert json.loads(body) == {"client": "pv-example-rest-client", "role": "any",
+                                "path": "/any/path"}
+    # Header values are quoted into JSON, never pasted: a hostile value stays a string.
+    status, body = http_get(sock, "/x", {"X-PV-Client": 'a"b\\c', "X-PV-Role": "r"})
+    assert status == 200 and json.loads(body)["client"] == 'a"b\\c'
+
+
+def test_rest_server_refuses_other_methods(tmp, procs):
+    sock = os.path.join(tmp, "api.sock")
+    server = procs.start("server", [exe("pv-example-rest-server"), "-s", sock])
+    wait_for(server.log, r"listening on ")
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock)
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
+              b"Connection: close\r\n\r\nabc")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 405"), data
+
+
+# ---------------------------------------------------------------- dbus
+
+@pytest.fixture
+def bus(tmp, procs):
+    """A dbus-daemon with the example's own policy on a temp socket, and the example server."""
+    sock = os.path.join(tmp, "system_bus_socket")
+    conf = os.path.join(EXAMPLES, "pv-example-dbus-server", "system.conf")
+    daemon = procs.start("dbus-daemon", [shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon",
+                                         f"--config-file={conf}", f"--address=unix:path={sock}",
+                                         "--nofork", "--nopidfile"])
+    wait_path(sock)
+    address = f"unix:path={sock}"
+    server = procs.start("server", [exe("pv-example-dbus-server"), "-a", address])
+    wait_for(server.log, r"owns org\.pantavisor\.Example")
+    assert daemon.poll() is None
+    return address, server
+
+
+def as_user(uid, argv):
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] + argv
+
+
+def test_dbus_root_gets_its_uid(bus):
+    address, server = bus
+    r = run([exe("pv-example-dbus-client"), "-a", address, "-i", "100ms", "-n", "2"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    replies = re.findall(r"reply: (.*)$", r.stdout, re.M)
+    assert len(replies) == 2 and all(x.endswith("your uid is 0") for x in replies), r.stdout
+    wait_for(server.log, r"GetInfo from :\S+ \(uid 0\)")
+
+
+def test_dbus_nobody_may_call_but_not_own(bus):
+    address, server = bus
+    r = run(as_user(65534, [exe("pv-example-dbus-client"), "-a", address, "-i", "100ms", "-n", "2",
+                            "--expect-denied"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("denied: org.freedesktop.DBus.Error.AccessDenied "
+                          "(RequestName org.pantavisor.Example)") == 2, r.stdout
+    replies = re.findall(r"reply: (.*)$", r.stdout, re.M)
+    assert len(replies) == 2 and all(x.endswith("your uid is 65534") for x in replies), r.stdout
+    wait_for(server.log, r"GetInfo from :\S+ \(uid 65534\)")
+
+
+def test_dbus_default_policy_denies_other_users(bus):
+    address, _ = bus
+    # Any existing account that is neither root nor nobody falls under the default context.
+    other = next(p for p in pwd.getpwall() if p.pw_uid not in (0, 65534))
+    r = run(as_user(other.pw_uid, [exe("pv-example-dbus-client"), "-a", address, "-i", "100ms",
+                                   "-n", "1", "--expect-denied"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "denied: org.freedesktop.DBus.Error.AccessDenied (GetInfo)" in r.stdout, r.stdout
+    assert "denied: org.freedesktop.DBus.Error.AccessDenied (RequestName" in r.stdout
+    assert "reply:" not in r.stdout
+
+
+def test_dbus_client_fails_loudly_if_it_can_own_the_name(tmp, procs):
+    # Without the example server the name is free and root may own it: --expect-denied must
+    # report that as the failed attack it is (exit 3), not as success.
+    sock = os.path.join(tmp, "bus")
+    conf = os.path.join(EXAMPLES, "pv-example-dbus-server", "system.conf")
+    procs.start("dbus-daemon", ["dbus-daemon", f"--config-file={conf}",
+                                f"--address=unix:path={sock}", "--nofork", "--nopidfile"])
+    wait_path(sock)
+    r = run([exe("pv-example-dbus-client"), "-a", f"unix:path={sock}", "-n", "1",
+             "--expect-denied"])
+    assert r.returncode == 3, r.stdout
+    assert "attack succeeded" in r.stdout
+
+
+# ---------------------------------------------------------------- drm
+
+def drm_minor_free(minor):
+    """True if no DRM device with this minor exists here, so opening it cannot succeed."""
+    return not any(os.path.exists(f"/sys/dev/char/226:{minor}") for _ in [0])
+
+
+@pytest.mark.parametrize("prog,node,minor", [("pv-example-drm-master", "card0", 0),
+                                             ("pv-example-drm-render", "renderD128", 128)])
+def test_drm_consumer_reports_errno_of_a_dead_node(tmp, prog, node, minor):
+    if not drm_minor_free(minor):
+        minor = 63  # a real GPU owns this minor: use one no driver hands out
+    path = os.path.join(tmp, node)
+    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(226, minor))
+    r = run([exe(prog), "-d", path, "-n", "2", "-i", "50ms"])
+    # A clean failure: exit 1, never a signal.
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    fails = re.findall(rf"^{prog}: open {re.escape(path)}: (ENXIO|ENODEV) \(.+\)$", r.stdout, re.M)
+    assert len(fails) == 2, r.stdout
+    assert "stopped after 2 queries, last failed" in r.stdout
+
+
+def test_drm_master_reports_which_call_failed(tmp):
+    # /dev/null opens fine but is no DRM device: the failure is drmGetVersion's ENOTTY.
+    r = run([exe("pv-example-drm-master"), "-d", "/dev/null", "-n", "1"])
+    assert r.returncode == 1
+    assert "drmGetVersion /dev/null: ENOTTY" in r.stdout, r.stdout
+    r = run([exe("pv-example-drm-master"), "-d", os.path.join(tmp, "missing"), "-n", "1"])
+    assert r.returncode == 1 and ": ENOENT (" in r.stdout, r.stdout
+
+
+def test_drm_provider_lists_and_creates_nodes(tmp):
+    dri = os.path.join(tmp, "dri")
+    os.mkdir(dri)
+    os.mknod(os.path.join(dri, "card0"), 0o660 | stat.S_IFCHR, os.makedev(226, 0))
+    os.chmod(os.path.join(dri, "card0"), 0o660)  # mknod's mode is filtered by the umask
+    r = run([exe("pv-example-drm-provider"), "-d", dri, "-n", "1"])
+    assert r.returncode == 0, r.stdout
+    assert "1 DRM node(s) in" in r.stdout
+    assert re.search(r"node .*/dri/card0: char 226:0 mode 0660", r.stdout), r.stdout
+
+    fresh = os.path.join(tmp, "fresh", "dri")
+    r = run([exe("pv-example-drm-provider"), "-d", fresh, "-n", "1", "--mknod-missing"])
+    assert r.returncode == 0, r.stdout
+    st = os.stat(os.path.join(fresh, "renderD128"))
+    assert stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 226
+    assert os.minor(st.st_rdev) == 128 and stat.S_IMODE(st.st_mode) == 0o666
+    assert "2 DRM node(s) in" in r.stdout
+
+
+def test_drm_provider_logs_nodes_coming_and_going(tmp, procs):
+    dri = os.path.join(tmp, "dri")
+    os.mkdir(dri)
+    p = procs.start("provider", [exe("pv-example-drm-provider"), "-d", dri, "-i", "100ms"])
+    wait_for(p.log, r"0 DRM node\(s\)")
+    os.mknod(os.path.join(dri, "renderD128"), 0o666 | stat.S_IFCHR, os.makedev(226, 128))
+    wait_for(p.log, r"node appeared .*renderD128: char 226:128")
+    os.unlink(os.path.join(dri, "renderD128"))
+    wait_for(p.log, r"node gone .*renderD128")
+
+
+# ---------------------------------------------------------------- wayland
+
+@pytest.fixture
+def weston(tmp, procs):
+    runtime = os.path.join(tmp, "xdg")
+    os.mkdir(runtime, 0o700)
+    ex = os.path.join(EXAMPLES, "pv-example-wayland-server")
+    env = dict(os.environ, XDG_RUNTIME_DIR=runtime,
+               PV_EXAMPLE_WESTON_INI=os.path.join(ex, "weston.ini"))
+    env.pop("WAYLAND_DISPLAY", None)
+    env.pop("DISPLAY", None)
+    w = procs.start("weston", [os.path.join(ex, "start.sh")], env=env)
+    sock = os.path.join(runtime, "wayland-0")
+    wait_path(sock, 20)
+    assert w.poll() is None, read(w.log)
+    return sock, runtime
+
+
+def test_wayland_client_presents_frames(weston):
+    sock, runtime = weston
+    r = run([exe("pv-example-wayland-client"), "-d", sock, "--once"], timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pv-example-wayland-client: presented 60 frames" in r.stdout
+    assert "first frame presented" in r.stdout
+
+
+def test_wayland_client_uses_wayland_display(weston):
+    sock, runtime = weston
+    env = dict(os.environ, WAYLAND_DISPLAY=sock)  # absolute, as in the container
+    r = run([exe("pv-example-wayland-client"), "-f", "5", "--once"], env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"connected to {sock}" in r.stdout
+    assert "presented 5 frames" in r.stdout
+
+
+def test_wayland_client_fails_cleanly_without_frame_callbacks(tmp, procs):
+    # A "compositor" that accepts and never answers: the client must give up with an error
+    # after its timeout instead of hanging or crashing.
+    sock = os.path.join(tmp, "wayland-dead")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(sock)
+    srv.listen(1)
+    try:
+        r = run([exe("pv-example-wayland-client"), "-d", sock, "--once"], timeout=30)
+    finally:
+        srv.close()
+    assert r.returncode == 1, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------- common
+
+@pytest.mark.parametrize("prog", ["pv-example-unix-client", "pv-example-rest-client",
+                                  "pv-example-dbus-client", "pv-example-drm-master",
+                                  "pv-example-drm-provider"])
+def test_bad_option_values_are_usage_errors(prog):
+    r = run([exe(prog), "--count", "many"])
+    assert r.returncode == 2 and "bad --count" in r.stderr

@@ -27,39 +27,49 @@ def exe(name):
 
 
 class Procs:
-    """Processes started by one test; all are stopped (TERM, then KILL) when the test ends."""
+    """Processes started by one test. When the test ends they are stopped (TERM, then KILL) in
+    reverse start order, and each example program must have exited 0 on TERM with no sanitizer
+    report in its log (a leak or a crash at shutdown fails the test)."""
 
     def __init__(self, tmp):
         self.tmp = tmp
         self.procs = []
 
-    def start(self, name, argv, env=None):
+    def start(self, name, argv, env=None, check=True):
         log = os.path.join(self.tmp, name + ".log")
         out = open(log, "w")
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True)
         out.close()
         p.log = log
+        p.name = name
+        p.check = check
         self.procs.append(p)
         return p
 
     def stop_all(self):
-        for p in self.procs:
+        problems = []
+        for p in reversed(self.procs):
             if p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.time() + 5
-        for p in self.procs:
             try:
-                p.wait(max(0.1, deadline - time.time()))
+                p.wait(5)
             except subprocess.TimeoutExpired:
+                problems.append(f"{p.name} ignored SIGTERM")
                 try:
                     os.killpg(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 p.wait()
+            log = read(p.log)
+            if p.check and p.returncode != 0:
+                problems.append(f"{p.name} exited {p.returncode}:\n{log}")
+            if "Sanitizer" in log or "runtime error:" in log:
+                problems.append(f"{p.name} sanitizer report:\n{log}")
+        assert not problems, "\n".join(problems)
 
 
 def read(path):
@@ -267,7 +277,7 @@ def test_unix_server_replaces_a_stale_socket_and_cleans_up(tmp, procs):
 
 def test_unix_client_reconnects_after_server_restart(tmp, procs):
     sock = os.path.join(tmp, "raw.sock")
-    server = procs.start("server1", [exe("pv-example-unix-server"), "-s", sock])
+    server = procs.start("server1", [exe("pv-example-unix-server"), "-s", sock], check=False)
     wait_for(server.log, r"listening on ")
     client = procs.start("client", [exe("pv-example-unix-client"), "-s", sock, "-i", "100ms"])
     wait_for(client.log, r"echo: ping 2$")
@@ -351,7 +361,7 @@ def bus(tmp, procs):
     conf = os.path.join(EXAMPLES, "pv-example-dbus-server", "system.conf")
     daemon = procs.start("dbus-daemon", [shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon",
                                          f"--config-file={conf}", f"--address=unix:path={sock}",
-                                         "--nofork", "--nopidfile"])
+                                         "--nofork", "--nopidfile"], check=False)
     wait_path(sock)
     address = f"unix:path={sock}"
     server = procs.start("server", [exe("pv-example-dbus-server"), "-a", address])
@@ -403,7 +413,8 @@ def test_dbus_client_fails_loudly_if_it_can_own_the_name(tmp, procs):
     sock = os.path.join(tmp, "bus")
     conf = os.path.join(EXAMPLES, "pv-example-dbus-server", "system.conf")
     procs.start("dbus-daemon", ["dbus-daemon", f"--config-file={conf}",
-                                f"--address=unix:path={sock}", "--nofork", "--nopidfile"])
+                                f"--address=unix:path={sock}", "--nofork", "--nopidfile"],
+                check=False)
     wait_path(sock)
     r = run([exe("pv-example-dbus-client"), "-a", f"unix:path={sock}", "-n", "1",
              "--expect-denied"])
@@ -483,7 +494,7 @@ def weston(tmp, procs):
                PV_EXAMPLE_WESTON_INI=os.path.join(ex, "weston.ini"))
     env.pop("WAYLAND_DISPLAY", None)
     env.pop("DISPLAY", None)
-    w = procs.start("weston", [os.path.join(ex, "start.sh")], env=env)
+    w = procs.start("weston", [os.path.join(ex, "start.sh")], env=env, check=False)
     sock = os.path.join(runtime, "wayland-0")
     wait_path(sock, 20)
     assert w.poll() is None, read(w.log)

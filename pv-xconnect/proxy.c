@@ -27,6 +27,7 @@
 
 #define MSG_BUF	  (64u * 1024)
 #define PEEK_LEN  4096
+#define PEEK_MAX  (64 * 1024)
 #define MAX_FDS	  253 /* SCM_MAX_FD */
 #define CMSG_ROOM (CMSG_SPACE(sizeof(int) * MAX_FDS) + CMSG_SPACE(sizeof(struct ucred)))
 
@@ -245,48 +246,85 @@ static long queued_fds(struct side *s)
 	return f ? strtol(f + 8, NULL, 10) : -1;
 }
 
+/* Peeks up to len bytes (into a scratch buffer, no control buffer). Returns the count, with
+ * *ctrunc set when the peek reached a message carrying ancillary data (the kernel stops a peek
+ * right after such a message and flags MSG_CTRUNC), or -errno. */
+static ssize_t peek(int fd, size_t len, bool *ctrunc)
+{
+	static char scratch[PEEK_MAX]; /* loop thread only */
+	struct iovec iov = {.iov_base = scratch, .iov_len = len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	*ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
+	return n;
+}
+
+/* The fd-carrying message ends within the first n bytes: find where it starts (the smallest
+ * peek that reaches it), so the bytes before it travel alone and the fds arrive with exactly
+ * the bytes they were sent with. Costs a few peeks, only for messages that carry fds. */
+static ssize_t clean_prefix(int fd, size_t n)
+{
+	size_t lo = 1, hi = n; /* peek(hi) reaches it */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		bool ct;
+		ssize_t r = peek(fd, mid, &ct);
+		if (r < 0)
+			return r;
+		if (ct)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return (ssize_t)lo - 1;
+}
+
 /* How many of the queued bytes can be spliced without losing ancillary data. 1 and *want
  * (0 = the next bytes carry fds/credentials: use recvmsg), 0 would block or eof, <0 error.
- *  - a 4 KiB peek stops right after the first message that carries ancillary data and flags
- *    MSG_CTRUNC (we pass no control buffer); a short peek saw the whole queue;
+ *  - a 4 KiB peek finds a message with ancillary data among small messages (the common case
+ *    for request/response protocols) at the cost of one small copy;
  *  - a full peek (bulk): the queue's byte count is taken first, then the queue's fd count; no
- *    fds then means none in those bytes (an fd message arriving later is counted, not spliced). */
+ *    fds then means none in those bytes (an fd message arriving later is counted, not spliced);
+ *    with fds queued, a 64 KiB peek locates them. */
 static int clean_bytes(struct pvx_proxy *p, struct dir *d, size_t *want)
 {
-	static char peek[PEEK_LEN]; /* loop thread only */
 	struct side *s = &p->s[d->from];
-	struct iovec iov = {.iov_base = peek, .iov_len = sizeof(peek)};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	ssize_t n = recvmsg(s->fd, &m, MSG_PEEK | MSG_DONTWAIT);
+	bool ct = false;
+	ssize_t n = peek(s->fd, PEEK_LEN, &ct);
 	if (n < 0) {
-		if (transient(errno)) {
+		if (transient((int)-n)) {
 			d->want_rd = true;
 			return 0;
 		}
-		return -errno;
+		return (int)n;
 	}
 	if (n == 0) {
 		d->eof = true;
 		return 0;
 	}
-	if (m.msg_flags & MSG_CTRUNC) {
-		*want = 0;
-		return 1;
+	if (!ct && n == PEEK_LEN) {
+		int inq = 0;
+		if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < PEEK_LEN)
+			inq = PEEK_LEN;
+		long fds = queued_fds(s);
+		if (fds == 0) {
+			*want = (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
+			return 1;
+		}
+		n = peek(s->fd, PEEK_MAX, &ct);
+		if (n <= 0)
+			return n < 0 ? (int)n : 0;
 	}
-	if ((size_t)n < sizeof(peek)) {
+	if (!ct) {
 		*want = (size_t)n;
 		return 1;
 	}
-	int inq = 0;
-	if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < (int)sizeof(peek))
-		inq = (int)sizeof(peek);
-	long fds = queued_fds(s);
-	if (fds == 0)
-		*want = (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
-	else if (fds > 0)
-		*want = 0;
-	else
-		*want = sizeof(peek); /* no fdinfo: the peeked bytes are known clean */
+	ssize_t c = clean_prefix(s->fd, (size_t)n);
+	if (c < 0)
+		return (int)c;
+	*want = (size_t)c;
 	return 1;
 }
 

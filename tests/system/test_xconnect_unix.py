@@ -1,0 +1,247 @@
+"""pv-xconnect unix links with real processes in their own mount namespaces, driven by a
+protocol-level engine stand-in (xconnect_env.FakeEngine)."""
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xconnect_env import Env, connect, link, recv_until, wait_for  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
+
+
+@pytest.fixture
+def env():
+    e = Env()
+    try:
+        yield e
+    finally:
+        e.close()
+
+
+def setup_link(env, mode=None, target_rel="/run/svc/echo.sock", delay=None):
+    prov, sock = env.provider("prov", extra=[str(delay)] if delay else ())
+    if delay is None:
+        assert wait_for(lambda: os.path.exists(prov.path(sock)))
+    cons = env.ns("cons")
+    target = cons.root + target_rel
+    env.start_daemon()
+    t0 = env.engine.push([link("cons", cons.pid, "prov", prov.pid, "echo", target, sock,
+                               mode=mode)])
+    return prov, cons, target, t0
+
+
+def test_inject_echo_status(env):
+    prov, cons, target, t0 = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)), 2, 0.0005)
+    ms = (time.monotonic() - t0) * 1000
+    print("graph push -> socket present in consumer: %.2f ms" % ms)
+    assert ms < 100
+    # only inside the consumer's namespace
+    assert not os.path.exists(target)
+    st = os.stat(cons.path(target))
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o666
+    # echo from a process inside the consumer's namespace
+    out = subprocess.run(
+        ["nsenter", "-t", str(cons.pid), "-m", sys.executable, "-c",
+         "import socket; s=socket.socket(socket.AF_UNIX); s.connect(%r); s.sendall(b'ping\\n');"
+         "print(s.recv(100).decode(), end='')" % target],
+        capture_output=True, text=True, timeout=10)
+    assert out.stdout == "ping\n", out.stderr
+    l = env.engine.wait_state("cons", "echo", "up")
+    assert l and "error" not in l
+
+
+def test_fds_both_ways(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target))
+    # plain bytes immediately followed by an fd message: the fd must not be lost to splice
+    mine = os.memfd_create("c")
+    os.write(mine, b"from-consumer")
+    s.sendall(b"plain-before\n")
+    socket.send_fds(s, [b"F"], [mine])
+    os.close(mine)
+    data, fds = b"", []
+    while not data.endswith(b"\n") or b"got:" not in data:
+        more, more_fds, _, _ = socket.recv_fds(s, 4096, 8)
+        assert more
+        data += more
+        fds += more_fds
+    assert data == b"plain-before\nFgot:from-consumer\n"
+    assert len(fds) == 1
+    os.lseek(fds[0], 0, os.SEEK_SET)
+    assert os.read(fds[0], 100) == b"from-provider"
+    os.close(fds[0])
+    # and the connection keeps working with plain bytes afterwards (bulk path)
+    blob = os.urandom(3 << 20)
+    got = bytearray()
+    s.setblocking(True)
+    import threading
+    t = threading.Thread(target=s.sendall, args=(blob,))
+    t.start()
+    while len(got) < len(blob):
+        chunk = s.recv(1 << 20)
+        assert chunk
+        got += chunk
+    t.join()
+    assert bytes(got) == blob
+    s.close()
+
+
+def test_mediated_peer_is_daemon_direct_peer_is_client(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target))
+    s.sendall(b"whoami\n")
+    assert recv_until(s) == b"pid:%d\n" % env.daemon.pid
+    s.close()
+
+
+def test_direct_mode(env):
+    prov, cons, target, _ = setup_link(env, mode="direct")
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    env.engine.wait_state("cons", "echo", "up")
+    with open("/proc/%d/mountinfo" % cons.pid) as f:
+        assert any(" %s " % target in line for line in f)
+    s = connect(cons.path(target))
+    s.sendall(b"whoami\n")
+    # the provider sees the consumer's own process: no proxy in between
+    assert recv_until(s) == b"pid:%d\n" % os.getpid()
+    s.sendall(b"hello\n")
+    assert recv_until(s) == b"hello\n"
+    s.close()
+    env.engine.push([])
+    assert wait_for(lambda: not os.path.exists(cons.path(target)))
+    with open("/proc/%d/mountinfo" % cons.pid) as f:
+        assert not any(" %s " % target in line for line in f)
+
+
+def test_teardown_removes_socket_and_closes_connections(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target))
+    s.sendall(b"x\n")
+    assert recv_until(s) == b"x\n"
+    env.engine.push([])
+    assert wait_for(lambda: not os.path.exists(cons.path(target)))
+    assert s.recv(10) == b""  # live connection closed by the teardown
+    s.close()
+
+
+def test_provider_missing_pending_then_retried(env):
+    # the provider binds its socket only after 1.5 s
+    prov, cons, target, _ = setup_link(env, delay=1.5)
+    l = env.engine.wait_state("cons", "echo", "pending", 2)
+    assert l, env.engine.status[-1:] if env.engine.status else "no status"
+    assert "svc.sock" in l["error"]
+    assert not os.path.exists(cons.path(target))
+    assert env.engine.wait_state("cons", "echo", "up", 15)
+    s = connect(cons.path(target))
+    s.sendall(b"late\n")
+    assert recv_until(s) == b"late\n"
+    s.close()
+
+
+def test_consumer_pid_change_reestablishes(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    cons.kill()
+    cons2 = env.ns("cons")  # restarted consumer: new pid, new namespace
+    env.engine.push([link("cons", cons2.pid, "prov", prov.pid, "echo", target,
+                          prov.root + "/svc.sock")])
+    assert wait_for(lambda: os.path.exists(cons2.path(target)))
+    s = connect(cons2.path(target))
+    s.sendall(b"again\n")
+    assert recv_until(s) == b"again\n"
+    s.close()
+
+
+def test_kill9_restart_readopts(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    env.daemon.send_signal(signal.SIGKILL)
+    env.daemon.wait()
+    # the stale socket is left behind in the consumer
+    assert os.path.exists(cons.path(target))
+    env.start_daemon()
+    assert env.engine.wait_state("cons", "echo", "up")
+    s = connect(cons.path(target))
+    s.sendall(b"adopted\n")
+    assert recv_until(s) == b"adopted\n"
+    s.close()
+    assert "Address already in use" not in env.daemon_log()
+
+
+def test_engine_restart_keeps_links(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    env.engine.subscribed.clear()
+    with env.engine.lock:
+        for c in env.engine.subscribers:
+            c.shutdown(socket.SHUT_RDWR)
+    s = connect(cons.path(target))
+    s.sendall(b"still\n")
+    assert recv_until(s) == b"still\n"
+    assert env.engine.subscribed.wait(5)  # resubscribed
+    s.close()
+
+
+def test_flooding_and_nonreading_consumer_bounded(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    base = env.rss_kb()
+    # a consumer that writes 256 MiB into the echo service but never reads the echo
+    flood = connect(cons.path(target))
+    flood.setblocking(False)
+    chunk = b"\0" * (1 << 20)
+    sent = 0
+    end = time.monotonic() + 3
+    while time.monotonic() < end and sent < (256 << 20):
+        try:
+            sent += flood.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    rss = env.rss_kb()
+    print("flood: sent %d MiB before backpressure, RSS %d -> %d KiB" % (sent >> 20, base, rss))
+    assert sent < (64 << 20)  # backpressure reached the sender
+    assert rss - base < 8 * 1024
+    # other connections of the link still served
+    s = connect(cons.path(target))
+    s.sendall(b"other\n")
+    assert recv_until(s) == b"other\n"
+    s.close()
+    flood.close()
+
+
+def test_symlinked_parent_refused(env):
+    prov, sock = env.provider("prov")
+    assert wait_for(lambda: os.path.exists(prov.path(sock)))
+    cons = env.ns("cons")
+    # the consumer replaces the target's parent with a symlink to /
+    os.symlink("/", cons.path(cons.root + "/run"))
+    target = cons.root + "/run/evil-%s.sock" % env.id
+    env.start_daemon()
+    env.engine.push([link("cons", cons.pid, "prov", prov.pid, "echo", target, sock)])
+    l = env.engine.wait_state("cons", "echo", "error")
+    assert l and "symlink" in l["error"], l
+    assert not os.path.exists("/evil-%s.sock" % env.id)
+    assert not os.path.lexists(cons.path("/evil-%s.sock" % env.id))
+
+
+def test_many_connections_do_not_leak(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    fds_before = len(os.listdir("/proc/%d/fd" % env.daemon.pid))
+    for i in range(100):
+        s = connect(cons.path(target))
+        s.sendall(b"%d\n" % i)
+        assert recv_until(s) == b"%d\n" % i
+        s.close()
+    assert wait_for(lambda: len(os.listdir("/proc/%d/fd" % env.daemon.pid)) <= fds_before, 3)

@@ -52,6 +52,9 @@ class Data:
         v = self.values.get(name)
         return self.expand(v) if (v is not None and expand) else v
 
+    def setVar(self, name, value):
+        self.values[name] = value
+
     def expand(self, text, depth=0):
         if depth > 20:
             raise _Fatal('recursive expansion in %r' % text)
@@ -69,48 +72,60 @@ class Data:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--class', dest='cls', required=True)
-    ap.add_argument('--set', action='append', default=[], help='VAR=VALUE (wins over the class)')
+    ap.add_argument('--class', dest='cls', action='append', required=True,
+                    help='class/include file, in inherit order (repeatable)')
+    ap.add_argument('--set', action='append', default=[], help='VAR=VALUE (wins over the files)')
+    ap.add_argument('--run', action='append',
+                    help='functions to run in order (default: the pvrexport image type)')
     a = ap.parse_args()
 
-    with open(a.cls) as f:
-        stmts = bbparse.parse(f.read())
     # BitBake: "=" sets, "?=" sets if unset, "??=" is a weak default (the last one wins) used
     # only when nothing else set the variable.
     weak = {}
     values = {}
     funcs = {}
-    for s in stmts:
-        if s.kind == 'assign' and s.flag is None and ':' not in s.name:
-            if s.op == '??=':
-                weak[s.name] = s.value
-            elif s.op == '?=':
-                values.setdefault(s.name, s.value)
-            elif s.op == '=':
-                values[s.name] = s.value
-        elif s.kind in ('python', 'shell'):
-            funcs[s.name] = s
+    for path in a.cls:
+        with open(path) as f:
+            stmts = bbparse.parse(f.read())
+        for s in stmts:
+            if s.kind == 'assign' and s.flag is None and ':' not in s.name:
+                if s.op == '??=':
+                    weak[s.name] = s.value
+                elif s.op == '?=':
+                    values.setdefault(s.name, s.value)
+                elif s.op == '=':
+                    values[s.name] = s.value
+            elif s.kind in ('python', 'shell'):
+                funcs[s.name] = (path, s)
     values = dict(weak, **values)
     for kv in a.set:
         k, _, v = kv.partition('=')
         values[k] = v
     d = Data(values)
 
-    pre = funcs['pvrexport_write_manifests']
-    src = 'def pvrexport_write_manifests(d):\n' + '\n'.join(pre.body) + '\n'
-    env = {'bb': _BB}
-    exec(compile(src, a.cls, 'exec'), env)
-    try:
-        env['pvrexport_write_manifests'](d)
-    except _Fatal as e:
-        print('runclass: bb.fatal: %s' % e, file=sys.stderr)
-        return 1
-
-    cmd = funcs['IMAGE_CMD:pvrexport']
-    body = d.expand('\n'.join(cmd.body))
-    # BitBake runs shell tasks with "set -e" under /bin/sh.
-    r = subprocess.run(['sh', '-e', '-c', body])
-    return r.returncode
+    for name in a.run or ['pvrexport_write_manifests', 'IMAGE_CMD:pvrexport']:
+        if name not in funcs:
+            print('runclass: no function %s' % name, file=sys.stderr)
+            return 1
+        path, fn = funcs[name]
+        if fn.kind == 'python':
+            src = 'def %s(d):\n' % name + '\n'.join(fn.body) + '\n'
+            env = {'bb': _BB}
+            exec(compile(src, path, 'exec'), env)
+            try:
+                env[name](d)
+            except _Fatal as e:
+                print('runclass: %s: bb.fatal: %s' % (name, e), file=sys.stderr)
+                return 1
+        else:
+            # BitBake runs shell functions with "set -e" under /bin/sh, with bbfatal & co.
+            body = d.expand('\n'.join(fn.body))
+            prelude = 'bbfatal() { echo "ERROR: $*" >&2; exit 1; }\nbbnote() { echo "$*"; }\n'
+            r = subprocess.run(['sh', '-e', '-c', prelude + body])
+            if r.returncode != 0:
+                print('runclass: %s failed (%d)' % (name, r.returncode), file=sys.stderr)
+                return r.returncode
+    return 0
 
 
 if __name__ == '__main__':

@@ -60,8 +60,13 @@ ex=recipes/recipes-containers/pv-examples
 pv=recipes/recipes-pv/pantavisor
 
 d=$(mkcopy missing-file)
-rm "$d/$ex/files/pv-example-unix-client.args.json"
-expect_fail missing-file layer 'SRC_URI file://pv-example-unix-client.args.json not found'
+mkdir -p "$d/$ex/files"
+echo '{}' >"$d/$ex/files/pv-example-unix-client.args.json"
+printf 'SRC_URI = "file://${PN}.args.json file://${PN}.services.json"\n' >>"$d/$ex/pv-example-unix-client.bb"
+expect_fail missing-file layer 'SRC_URI file://pv-example-unix-client.services.json not found'
+if grep -q 'pv-example-unix-client.args.json not found' "$tmp/missing-file.log"; then
+	bad "missing-file: an existing file:// was reported missing"
+fi
 
 d=$(mkcopy old-override)
 sed -i 's/^RDEPENDS:${PN}:append:class-target/RDEPENDS_${PN}_append_class-target/' \
@@ -114,6 +119,7 @@ sed -i 's/^SRCREV = .*/SRCREV = "${AUTOREV}"/' "$d/$pv/pantavisor-source.inc"
 expect_fail autorev layer 'SRCREV uses ${AUTOREV}'
 
 d=$(mkcopy bad-json)
+mkdir -p "$d/$ex/files"
 printf '{"PV_SERVICES_REQUIRED": [\n' >"$d/$ex/files/pv-example-drm-master.args.json"
 expect_fail bad-json layer 'pv-example-drm-master.args.json:0: invalid JSON'
 
@@ -167,7 +173,7 @@ else
 			--class "$src/recipes/classes/image-pvrexport.bbclass" \
 			--set PN=$name --set WORKDIR="$tmp/work$1" --set IMAGE_ROOTFS="$root" \
 			--set IMGDEPLOYDIR="$tmp/deploy$1" --set IMAGE_NAME="$name-test" \
-			--set PVREXPORT_SRCDIR="$src/$ex/files" --set PANTAVISOR_FEATURES= \
+			--set PVREXPORT_SRCDIR="$src/examples/$name" --set PANTAVISOR_FEATURES= \
 			--set PVREXPORT_ENTRYPOINT="/usr/bin/$name" >"$tmp/class$1.log" 2>&1
 	}
 	out="$tmp/deploy1/$name.pvrexport.tgz"
@@ -214,7 +220,7 @@ else
 	if SOURCE_DATE_EPOCH=0 PATH="$bin:$PATH" /usr/bin/python3 "$src/scripts/layercheck/runclass.py" \
 		--class "$src/recipes/classes/image-pvrexport.bbclass" --set PN=$pname \
 		--set WORKDIR="$tmp/work3" --set IMAGE_ROOTFS="$root" --set IMGDEPLOYDIR="$tmp/deploy3" \
-		--set IMAGE_NAME="$pname-test" --set PVREXPORT_SRCDIR="$src/$ex/files" \
+		--set IMAGE_NAME="$pname-test" --set PVREXPORT_SRCDIR="$src/examples/$pname" \
 		--set PANTAVISOR_FEATURES=squash-lz4 >"$tmp/class3.log" 2>&1 &&
 		/usr/bin/python3 "$src/scripts/layercheck/verify_pvrexport.py" \
 			"$tmp/deploy3/$pname.pvrexport.tgz" "$pname" --expect-key "$pname/services.json" \
@@ -229,6 +235,39 @@ else
 	else
 		sed 's/^/     /' "$tmp/class3.log" "$tmp/verify3.log" 2>/dev/null || true
 		bad "provider pvrexport (services.json, squash-lz4) failed"
+	fi
+
+	# an example container recipe: image.conf lays out the rootfs and gives the entry point,
+	# manifests come from the example's own directory (the examples/ tree, installed by
+	# pantavisor-examples-<name>)
+	xname="pv-example-dbus-server"
+	xroot="$tmp/xrootfs"
+	mkdir -p "$xroot/usr/lib/pantavisor/examples"
+	cp -a "$src/examples/$xname" "$xroot/usr/lib/pantavisor/examples/"
+	printf '#!/bin/sh\n' >"$xroot/usr/lib/pantavisor/examples/$xname/$xname"
+	chmod 0755 "$xroot/usr/lib/pantavisor/examples/$xname/$xname"
+	if SOURCE_DATE_EPOCH=0 PATH="$bin:$PATH" /usr/bin/python3 "$src/scripts/layercheck/runclass.py" \
+		--class "$src/recipes/classes/image-pvrexport.bbclass" \
+		--class "$src/recipes/classes/container-pvrexport.bbclass" \
+		--class "$src/$ex/pv-example-container.inc" \
+		--class "$src/$ex/$xname.bb" \
+		--set PN=$xname --set WORKDIR="$tmp/work4" --set IMAGE_ROOTFS="$xroot" \
+		--set IMGDEPLOYDIR="$tmp/deploy4" --set IMAGE_NAME="$xname-test" \
+		--set libdir=/usr/lib --set bindir=/usr/bin --set sysconfdir=/etc \
+		--set PANTAVISOR_FEATURES= \
+		--run pv_example_apply_image_conf --run pv_example_entrypoint \
+		--run pvrexport_write_manifests --run IMAGE_CMD:pvrexport >"$tmp/class4.log" 2>&1 &&
+		/usr/bin/python3 "$src/scripts/layercheck/verify_pvrexport.py" \
+			"$tmp/deploy4/$xname.pvrexport.tgz" "$xname" --expect-key "$xname/services.json" \
+			--expect-entry /usr/bin/pv-example-dbus-server-start >"$tmp/verify4.log" 2>&1 &&
+		[ -f "$xroot/etc/dbus-1/pv-example-system.conf" ] &&
+		[ -x "$xroot/usr/bin/pv-example-dbus-server-start" ] &&
+		[ "$(readlink "$xroot/usr/bin/$xname")" = "/usr/lib/pantavisor/examples/$xname/$xname" ]
+	then
+		ok "example recipe: image.conf FILES/BINS in the rootfs, INIT is lxc.init.cmd"
+	else
+		sed 's/^/     /' "$tmp/class4.log" "$tmp/verify4.log" 2>/dev/null || true
+		bad "example recipe $xname: image.conf not applied or pvrexport wrong"
 	fi
 fi
 

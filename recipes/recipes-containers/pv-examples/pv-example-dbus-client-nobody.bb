@@ -2,7 +2,5 @@ SUMMARY = "Example container: D-Bus client as role nobody (may call, may not own
 
 require pv-example-container.inc
 
-SRC_URI = "file://${PN}.args.json"
-
-# Same program as pv-example-dbus-client; only its role differs.
-PVREXPORT_ENTRYPOINT = "${bindir}/pv-example-dbus-client"
+# The same program as pv-example-dbus-client (image.conf BINS); only its role differs.
+IMAGE_INSTALL += "pantavisor-examples-dbus-client"

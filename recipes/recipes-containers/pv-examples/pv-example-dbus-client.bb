@@ -1,5 +1,3 @@
 SUMMARY = "Example container: D-Bus client calling GetInfo as role root"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.args.json"

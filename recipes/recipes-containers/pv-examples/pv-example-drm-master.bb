@@ -1,5 +1,3 @@
 SUMMARY = "Example container: opens the injected DRM card node and queries KMS"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.args.json"

@@ -1,5 +1,3 @@
 SUMMARY = "Example container: exports the card and render DRM nodes"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.services.json"

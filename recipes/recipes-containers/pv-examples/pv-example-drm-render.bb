@@ -1,5 +1,3 @@
 SUMMARY = "Example container: opens the injected DRM render node"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.args.json"

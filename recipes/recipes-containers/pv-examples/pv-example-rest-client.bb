@@ -1,5 +1,3 @@
 SUMMARY = "Example container: REST client of network-manager"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.args.json"

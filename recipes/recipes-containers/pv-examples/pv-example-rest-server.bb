@@ -1,5 +1,3 @@
 SUMMARY = "Example container: REST server on a unix socket echoing the caller identity headers"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.services.json"

@@ -1,5 +1,3 @@
 SUMMARY = "Example container: client of raw-unix through the socket pv-xconnect injects"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.args.json"

@@ -1,5 +1,3 @@
 SUMMARY = "Example container: wayland client drawing shm frames on wayland-0"
 
 require pv-example-container.inc
-
-SRC_URI = "file://${PN}.args.json"

@@ -238,8 +238,11 @@ static bool parse(struct rconn *c)
 			if (!e)
 				return in->len < HEAD_MAX;
 			size_t hl = (size_t)(e - in->d) + 4;
-			if (hl > HEAD_MAX || !head_emit(c, in->d, hl))
+			size_t mark = c->pout.len;
+			if (hl > HEAD_MAX || !head_emit(c, in->d, hl)) {
+				c->pout.len = mark; /* nothing of a bad head reaches the provider */
 				return false;
+			}
 			buf_eat(in, hl);
 			break;
 		}

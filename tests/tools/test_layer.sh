@@ -28,6 +28,17 @@ else
 	bad "check-layer fails on the repository"
 fi
 
+# ---- 1b. when kas cannot be fetched the check fails; it never skips the kas half ----
+if PV_KAS_CACHE="$tmp/kas-nofetch" PV_KAS_MIRROR=http://127.0.0.1:9/debian \
+	"$src/scripts/check-layer" >"$tmp/nofetch.log" 2>&1; then
+	bad "check-layer passed although kas could not be downloaded"
+elif grep -q 'check-layer: FAIL: no trixie package list' "$tmp/nofetch.log"; then
+	ok "unreachable mirror: check-layer fails ($(grep -m1 FAIL "$tmp/nofetch.log" | cut -c1-70))"
+else
+	sed 's/^/     /' "$tmp/nofetch.log"
+	bad "unreachable mirror: failed without the download message"
+fi
+
 # ---- 2. deliberately broken copies must fail, each with its own message ----
 # mkcopy NAME: a git work tree holding copies of recipes/ and kas/ (kas needs git).
 mkcopy() {

@@ -282,6 +282,36 @@ else
 	fi
 fi
 
+# ---- 4. the recipes' package split covers what `cmake --install` of this build installs ----
+builddir=$(cd "$bin/.." && pwd)
+if [ ! -f "$builddir/CMakeCache.txt" ]; then
+	bad "no CMake build at $builddir to install from"
+elif ! DESTDIR="$tmp/inst" cmake --install "$builddir" --prefix /usr >"$tmp/install.log" 2>&1; then
+	sed 's/^/     /' "$tmp/install.log"
+	bad "cmake --install of $builddir failed"
+else
+	set --
+	for e in /usr/bin/pantavisor=pantavisor /usr/libexec/pantavisor/pv-engine=pantavisor \
+		/usr/libexec/pantavisor/pv-ctrl=pv-ctrl /usr/bin/pvcontrol=pv-ctrl /usr/bin/pvcurl=pv-ctrl \
+		/usr/libexec/pantavisor/pv-xconnect=pv-xconnect /usr/bin/pvstate=pantavisor-tools \
+		/usr/bin/pvtx=pantavisor-tools /usr/bin/pventer=pantavisor-tools \
+		/usr/bin/pv-mkexport=pantavisor-tools /usr/bin/pv-mkimage=pantavisor-tools \
+		/usr/bin/pv-appengine=pantavisor-appengine /usr/lib/libpvstate.so.0=libpvstate \
+		/usr/lib/libpvstate.so=pantavisor-dev /usr/include/pvstate/state.h=pantavisor-dev \
+		/usr/lib/pantavisor/examples/pv-example-unix-server/pv-example-unix-server=pantavisor-examples-unix-server \
+		/usr/lib/pantavisor/examples/pv-example-dbus-server/image.conf=pantavisor-examples-dbus-server; do
+		# only what this build installs (components may be switched off)
+		[ -e "$tmp/inst${e%%=*}" ] && set -- "$@" --expect "$e"
+	done
+	if /usr/bin/python3 "$src/scripts/layercheck/shipcheck.py" --destdir "$tmp/inst" \
+		--layer "$src/recipes" "$@" >"$tmp/ship.log" 2>&1; then
+		ok "all $(wc -l <"$tmp/ship.log") installed files are packaged; $(($# / 2)) placements checked"
+	else
+		grep PROBLEM "$tmp/ship.log" | sed 's/^/     /'
+		bad "the recipes' FILES do not cover the install"
+	fi
+fi
+
 if [ "$fail" -eq 0 ]; then
 	echo "test_layer: all passed"
 else

@@ -20,6 +20,10 @@ OLD_OVERRIDE_RE = re.compile(
     r'ALLOW_EMPTY|INSANE_SKIP|pkg_postinst|pkg_preinst|pkg_postrm|pkg_prerm|'
     r'SUMMARY|DESCRIPTION|LICENSE|SECTION|CONFFILES)_[a-z$]')
 OLD_FUNC_RE = re.compile(r'_(append|prepend|remove)$')
+# Variables BitBake only accepts per package (VAR:<package>).
+PER_PACKAGE = {'RDEPENDS', 'RRECOMMENDS', 'RSUGGESTS', 'RPROVIDES', 'RREPLACES', 'RCONFLICTS',
+               'FILES', 'ALLOW_EMPTY', 'INSANE_SKIP', 'CONFFILES', 'pkg_postinst', 'pkg_preinst',
+               'pkg_postrm', 'pkg_prerm'}
 
 
 class Finding:
@@ -134,6 +138,22 @@ class Layer:
 
     def check_assign(self, path, s):
         self.check_name(path, s.line, s.name, 'variable')
+        parts = s.name.split(':')
+        if (parts[0] in PER_PACKAGE and s.flag is None
+                and (len(parts) == 1 or parts[1] in ('append', 'prepend', 'remove'))):
+            # BitBake warns: "Variable RDEPENDS is set as not being package specific"
+            self.add(path, s.line, '%s without a package name (use %s:${PN})'
+                     % (s.name, parts[0]))
+        if parts[0].endswith('_COMMAND') and ';' in s.value:
+            self.add(path, s.line, '%s: separate functions with spaces, not ";"' % s.name)
+        if parts[0] == 'SRC_URI' or parts[0].endswith('_URI'):
+            for uri in s.value.split():
+                if uri.startswith('git://') or uri.startswith('gitsm://'):
+                    params = uri.split(';')[1:]
+                    if not any(p.startswith('branch=') or p == 'nobranch=1' for p in params):
+                        self.add(path, s.line, 'git SRC_URI without branch=: %s' % uri)
+                    if not any(p.startswith('protocol=') for p in params):
+                        self.add(path, s.line, 'git SRC_URI without protocol=: %s' % uri)
         if s.flag is not None:
             base = s.name.split(':')[0]
             flag = s.flag

@@ -129,6 +129,19 @@ d=$(mkcopy autorev)
 sed -i 's/^SRCREV = .*/SRCREV = "${AUTOREV}"/' "$d/$pv/pantavisor-source.inc"
 expect_fail autorev layer 'SRCREV uses ${AUTOREV}'
 
+d=$(mkcopy not-per-package)
+printf 'RDEPENDS += "busybox"\n' >>"$d/$pv/pantavisor-examples_git.bb"
+expect_fail not-per-package layer 'RDEPENDS without a package name'
+
+d=$(mkcopy command-semicolon)
+sed -i 's/^ROOTFS_POSTPROCESS_COMMAND += "pv_example_apply_image_conf"/ROOTFS_POSTPROCESS_COMMAND += "pv_example_apply_image_conf;"/' \
+	"$d/$ex/pv-example-container.inc"
+expect_fail command-semicolon layer 'ROOTFS_POSTPROCESS_COMMAND: separate functions with spaces'
+
+d=$(mkcopy git-no-branch)
+sed -i 's/;branch=main"/"/' "$d/$pv/pantavisor-source.inc"
+expect_fail git-no-branch layer 'git SRC_URI without branch='
+
 d=$(mkcopy bad-json)
 mkdir -p "$d/$ex/files"
 printf '{"PV_SERVICES_REQUIRED": [\n' >"$d/$ex/files/pv-example-drm-master.args.json"

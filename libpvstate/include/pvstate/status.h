@@ -1,0 +1,58 @@
+/* pvstate/status.h: JSON for the engine's runtime status lists (pv-ctrl GET /containers and
+ * GET /groups shapes, spec pvctrl-xconnect §A), the `signal` request args and the graph event. */
+#ifndef PVSTATE_STATUS_H
+#define PVSTATE_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pvstate/error.h"
+
+struct pv_status_recovery {
+	bool set;	    /* emit the "auto_recovery" object */
+	const char *policy; /* "no", "always", ... */
+	int max_retries;
+	int current_retries; /* containers only */
+	int stable_timeout;
+	bool is_stable;		    /* containers only */
+	const char *backoff_policy; /* "reboot", "never", "30s" */
+	int retry_delay;
+	double backoff_factor;
+	int reset_window;
+};
+
+struct pv_status_container {
+	const char *name;
+	const char *group;
+	const char *status;	 /* "STARTED", ... */
+	const char *status_goal; /* "MOUNTED" | "STARTED" | "READY" */
+	const char *restart_policy;
+	unsigned roles; /* PV_ROLE_* bits: emitted as ["mgmt"], ["nobody"], [] */
+	struct pv_status_recovery auto_recovery;
+	bool user_stopped;
+	int pid; /* our extension: init pid, 0 when not running */
+};
+
+struct pv_status_group {
+	const char *name;
+	const char *status_goal;
+	const char *restart_policy;
+	const char *status;
+	int timeout;
+	struct pv_status_recovery auto_recovery;
+};
+
+/* JSON arrays in upstream's shape. Caller frees; NULL on ENOMEM. */
+char *pv_status_emit_containers(const struct pv_status_container *c, size_t n);
+char *pv_status_emit_groups(const struct pv_status_group *g, size_t n);
+
+/* Args of the private `signal` request: {"container":"<name>","type":"ready","payload":"..."}.
+ * container may be absent (then ""), type is required. */
+int pv_status_parse_signal(const char *args, char *container, size_t container_len, char *type,
+			   size_t type_len, struct pv_error *err);
+
+/* The pushed graph event {"op":"graph","generation":N,"links":<links_json>}. Caller frees. */
+char *pv_status_graph_event(uint64_t generation, const char *links_json);
+
+#endif

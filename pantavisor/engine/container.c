@@ -1,0 +1,280 @@
+/* container.c: one container's life through liblxc: the revision's LXC config plus the engine's
+ * overrides (spec §5.3), daemonized start, lenient stop, re-adoption, and status changes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lxc/lxccontainer.h>
+
+#include "engine.h"
+#include "pvstate/fileio.h"
+
+#define PV_STOP_GRACE_MS 5000
+
+const char *pv_cstatus_str(enum pv_cstatus s)
+{
+	static const char *const n[] = {"NONE",	    "INSTALLED", "MOUNTED", "BLOCKED",
+					"STARTING", "STARTED",	 "READY",   "RECOVERING",
+					"STOPPING", "STOPPED"};
+	return (s >= PV_CS_NONE && s <= PV_CS_STOPPED) ? n[s] : "NONE";
+}
+
+void pv_container_set_status(struct pv_ctr *c, enum pv_cstatus s)
+{
+	if (c->status == s)
+		return;
+	pv_log(PV_LOG_INFO, "container", "%s: %s -> %s", c->spec->name, pv_cstatus_str(c->status),
+	       pv_cstatus_str(s));
+	c->status = s;
+}
+
+static struct lxc_container *lxc_get(struct pv_ctr *c)
+{
+	return lxc_container_new(c->spec->name, c->e->lxcpath);
+}
+
+/* Copies trails/<rev>/_config/<c>/ to <confdir>/<c> (fresh each start) so the container sees the
+ * revision's config overlay as the top lower layer. Regular files, dirs and symlinks only. */
+static int copy_tree(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *de;
+	int r = 0;
+	if (!d)
+		return -errno;
+	pv_mkdir_p(to, 0755);
+	while (r == 0 && (de = readdir(d))) {
+		char s[4096], t[4096];
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(s, sizeof(s), "%s/%s", from, de->d_name);
+		snprintf(t, sizeof(t), "%s/%s", to, de->d_name);
+		if (stat(s, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			r = copy_tree(s, t);
+		} else if (S_ISREG(st.st_mode)) {
+			char *buf = NULL;
+			size_t len = 0;
+			r = pv_file_read_all(s, 64u * 1024 * 1024, &buf, &len, NULL);
+			if (r == 0)
+				r = pv_file_write_atomic(t, buf, len, st.st_mode & 07777, NULL);
+			free(buf);
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+static int stage_config(struct pv_ctr *c, struct pv_error *err)
+{
+	char from[4096], to[4096];
+	struct stat st;
+	snprintf(from, sizeof(from), "%s/trails/%s/_config/%s", c->e->storage, c->e->rev,
+		 c->spec->name);
+	snprintf(to, sizeof(to), "%s/%s", c->e->confdir, c->spec->name);
+	pv_remove_tree(to);
+	if (stat(from, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	int r = copy_tree(from, to);
+	if (r < 0)
+		return pv_error_set(err, r, "container %s: copy %s to %s: %s", c->spec->name, from,
+				    to, strerror(-r));
+	return 0;
+}
+
+static bool set_item(struct lxc_container *lc, const char *key, const char *val,
+		     struct pv_error *err, const char *name)
+{
+	if (lc->set_config_item(lc, key, val))
+		return true;
+	pv_error_set(err, -EINVAL, "container %s: lxc config %s = %s rejected", name, key, val);
+	return false;
+}
+
+/* The overrides of spec §5.3 (rootfs, uts, logs, /pantavisor binds per role, env). */
+static int apply_overrides(struct pv_ctr *c, struct lxc_container *lc, struct pv_error *err)
+{
+	struct pv_engine *e = c->e;
+	const char *name = c->spec->name;
+	char buf[8192];
+	char *ldir = pv_log_lxc_dir(e->logdir, e->rev, name);
+	char *rootfs = pv_volumes_rootfs(c);
+	bool ok = ldir && rootfs;
+
+	if (ok)
+		ok = set_item(lc, "lxc.rootfs.path", rootfs, err, name);
+	char uts[256] = "";
+	if (ok && lc->get_config_item(lc, "lxc.uts.name", uts, sizeof(uts)) <= 0)
+		ok = set_item(lc, "lxc.uts.name", name, err, name);
+	if (ok) {
+		snprintf(buf, sizeof(buf), "%s/console.log", ldir);
+		ok = set_item(lc, "lxc.console.logfile", buf, err, name);
+	}
+	if (ok) {
+		snprintf(buf, sizeof(buf), "%s/lxc.log", ldir);
+		ok = set_item(lc, "lxc.log.file", buf, err, name);
+	}
+	if (ok)
+		ok = set_item(lc, "lxc.log.level",
+			      pv_config_get(e->cfg, "PV_LXC_LOG_LEVEL")
+				  ? pv_config_get(e->cfg, "PV_LXC_LOG_LEVEL")
+				  : "INFO",
+			      err, name);
+	if (ok && (c->spec->roles & PV_ROLE_MGMT)) {
+		snprintf(buf, sizeof(buf), "%s pantavisor none bind,ro,create=dir 0 0", e->rundir);
+		ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+	} else if (ok) {
+		/* optional: the pv-ctrl socket may not exist yet; the container still starts */
+		snprintf(buf, sizeof(buf),
+			 "%s/pv-ctrl pantavisor/pv-ctrl none bind,create=file,optional 0 0",
+			 e->rundir);
+		ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+		if (ok) {
+			snprintf(buf, sizeof(buf), "%s/%s/%s", e->logdir, e->rev, name);
+			pv_mkdir_p(buf, 0755);
+			snprintf(buf, sizeof(buf),
+				 "%s/%s/%s pantavisor/logs none bind,ro,create=dir,optional 0 0",
+				 e->logdir, e->rev, name);
+			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+		}
+	}
+	if (ok) {
+		snprintf(buf, sizeof(buf), "container=pv-%s",
+			 c->spec->group ? c->spec->group : "root");
+		ok = set_item(lc, "lxc.environment", buf, err, name);
+	}
+	free(ldir);
+	free(rootfs);
+	if (!ok && err && err->count == 0)
+		pv_error_set(err, -ENOMEM, "container %s: out of memory", name);
+	return ok ? 0 : -EINVAL;
+}
+
+int pv_container_start(struct pv_ctr *c, struct pv_error *err)
+{
+	struct pv_engine *e = c->e;
+	const char *name = c->spec->name;
+	char conf[4096];
+	int r;
+
+	snprintf(conf, sizeof(conf), "%s/trails/%s/%s/%s", e->storage, e->rev, name,
+		 c->spec->config);
+	if (access(conf, R_OK) < 0)
+		return pv_error_set(err, -errno, "container %s: lxc config %s: %s", name, conf,
+				    strerror(errno));
+	r = stage_config(c, err);
+	if (r < 0)
+		return r;
+	struct lxc_container *lc = lxc_get(c);
+	if (!lc)
+		return pv_error_set(err, -ENOMEM,
+				    "container %s: liblxc: cannot create handle in %s", name,
+				    e->lxcpath);
+	/* A previous run's monitor may still be tearing down (restart right after an exit). */
+	if (lc->is_running(lc))
+		lc->wait(lc, "STOPPED", 3);
+	lc->clear_config(lc);
+	if (!lc->load_config(lc, conf)) {
+		r = pv_error_set(err, -EINVAL, "container %s: liblxc cannot load %s", name, conf);
+		goto out;
+	}
+	r = apply_overrides(c, lc, err);
+	if (r < 0)
+		goto out;
+	lc->want_daemonize(lc, true);
+	lc->want_close_all_fds(lc, true);
+	c->stop_requested = false;
+	pv_container_set_status(c, PV_CS_STARTING);
+	if (!lc->start(lc, 0, NULL) || lc->init_pid(lc) <= 0) {
+		r = pv_error_set(err, -ECHILD,
+				 "container %s: start failed (see %s/%s/%s/lxc/lxc.log)", name,
+				 e->logdir, e->rev, name);
+		goto out;
+	}
+	c->pid = lc->init_pid(lc);
+	c->start_ms = pv_now_ms();
+	r = pv_watch_start(c);
+	if (r < 0) {
+		/* the init already exited between start and pidfd_open: an immediate exit */
+		pv_log(PV_LOG_WARN, "container", "%s: init %d gone before it could be watched",
+		       name, c->pid);
+		c->pid = 0;
+		r = pv_error_set(err, -ECHILD,
+				 "container %s: init exited at once (see %s/%s/%s/lxc)", name,
+				 e->logdir, e->rev, name);
+		goto out;
+	}
+	pv_log(PV_LOG_INFO, "container", "%s: started, init pid %d", name, c->pid);
+	pv_container_set_status(c, PV_CS_STARTED);
+	r = 0;
+out:
+	lxc_container_put(lc);
+	return r;
+}
+
+static void stop_grace_cb(uv_timer_t *t)
+{
+	struct pv_ctr *c = t->data;
+	if (c->status != PV_CS_STOPPING || c->pid <= 0)
+		return;
+	pv_log(PV_LOG_WARN, "container", "%s: still running after %d ms, killing", c->spec->name,
+	       PV_STOP_GRACE_MS);
+	struct lxc_container *lc = lxc_get(c);
+	if (lc) {
+		lc->stop(lc);
+		lxc_container_put(lc);
+	}
+	if (c->pid > 0)
+		kill(c->pid, SIGKILL);
+}
+
+void pv_container_stop(struct pv_ctr *c)
+{
+	c->stop_requested = true;
+	if (c->pid <= 0)
+		return;
+	pv_container_set_status(c, PV_CS_STOPPING);
+	struct lxc_container *lc = lxc_get(c);
+	if (lc) {
+		/* timeout 0: send the halt signal and return; the pidfd tells us when it is gone */
+		lc->shutdown(lc, 0);
+		lxc_container_put(lc);
+	}
+	/* PID 1 of a namespace ignores signals it has no handler for; SIGTERM helps shells. */
+	kill(c->pid, SIGTERM);
+	uv_timer_start(&c->timer, stop_grace_cb, PV_STOP_GRACE_MS, 0);
+}
+
+bool pv_container_adopt(struct pv_ctr *c)
+{
+	struct lxc_container *lc = lxc_get(c);
+	bool ok = false;
+	if (!lc)
+		return false;
+	if (lc->is_running(lc) && lc->init_pid(lc) > 0) {
+		c->pid = lc->init_pid(lc);
+		if (pv_watch_start(c) == 0) {
+			pv_volumes_adopt(c);
+			c->adopted = true;
+			c->start_ms = pv_now_ms();
+			/* a re-adopted container had reached its goal before the engine died */
+			c->status =
+			    c->spec->status_goal == PV_GOAL_READY ? PV_CS_READY : PV_CS_STARTED;
+			pv_log(PV_LOG_INFO, "container", "%s: re-adopted running init pid %d as %s",
+			       c->spec->name, c->pid, pv_cstatus_str(c->status));
+			ok = true;
+		} else {
+			c->pid = 0;
+		}
+	}
+	lxc_container_put(lc);
+	return ok;
+}

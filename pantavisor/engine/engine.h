@@ -1,0 +1,145 @@
+/* engine.h: the state engine's internal contract: the engine struct every job file works on, the
+ * runtime container record and the functions each job file (storage.c, volumes.c, ...) exports. */
+#ifndef PV_ENGINE_H
+#define PV_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "pvstate/config.h"
+#include "pvstate/error.h"
+#include "pvstate/state.h"
+
+/* Runtime status, ordered as upstream compares them (spec §5.1). */
+enum pv_cstatus {
+	PV_CS_NONE = 0,
+	PV_CS_INSTALLED,
+	PV_CS_MOUNTED,
+	PV_CS_BLOCKED,
+	PV_CS_STARTING,
+	PV_CS_STARTED,
+	PV_CS_READY,
+	PV_CS_RECOVERING,
+	PV_CS_STOPPING,
+	PV_CS_STOPPED,
+};
+
+const char *pv_cstatus_str(enum pv_cstatus s);
+
+struct pv_engine;
+
+/* One container of the running revision. spec points into engine->state. */
+struct pv_ctr {
+	struct pv_engine *e;
+	const struct pv_container *spec;
+	enum pv_cstatus status;
+	int pid;	     /* init pid, 0 when not running */
+	int pidfd;	     /* -1 when not watched */
+	uv_poll_t *poll;     /* on the pidfd; heap-allocated because closing is asynchronous */
+	uv_timer_t timer;    /* retry delay (RECOVERING) and stop grace (STOPPING) */
+	bool stop_requested; /* an engine- or API-initiated stop: exit is not a failure */
+	bool user_stopped, recovery_failed, adopted;
+	int retries;
+	uint64_t start_ms; /* monotonic ms of the last start (group timeout, reset_window) */
+	char **mounts;	   /* mount points made for this container, unmounted in reverse */
+	size_t n_mounts;
+};
+
+struct pv_ipc; /* ipc.c */
+
+struct pv_engine {
+	uv_loop_t *loop;
+	struct pv_config *cfg;
+	bool appengine;
+	char *rundir, *storage, *lxcpath, *socket_path, *logdir, *voldir, *confdir;
+	char *cmdline;
+	char rev[128];	    /* running revision */
+	char fallback[128]; /* revision to go back to when `rev` fails ("" = none) */
+	bool have_state;
+	struct pv_state state;
+	struct pv_ctr *ctrs;
+	size_t n_ctrs;
+	char error[512]; /* clear error state (no revision running), "" when fine */
+	int initctl_fd;	 /* -1 when run by hand */
+	uv_timer_t wake, tick;
+	uv_signal_t sigterm, sigint;
+	struct pv_ipc *ipc;
+	uint64_t graph_generation;
+	char *graph_links; /* last emitted links JSON */
+	bool shutting_down, failing;
+	int exit_code;
+};
+
+/* main.c */
+void pv_engine_wake(struct pv_engine *e); /* run the scheduler soon (next loop turn) */
+void pv_engine_fail(struct pv_engine *e, const char *why); /* steady-state failure: reboot */
+uint64_t pv_now_ms(void);
+
+/* log.c: pantavisor.log lines `[pantavisor] <tsec> <LEVEL>\t -- [<module>]: <msg>`. */
+enum pv_log_level { PV_LOG_FATAL = 0, PV_LOG_ERROR, PV_LOG_WARN, PV_LOG_INFO, PV_LOG_DEBUG };
+int pv_log_open(const char *logdir, const char *rev, long rotate_size, int level);
+void pv_log_close(void);
+void pv_log(enum pv_log_level lvl, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Logs every message of err at lvl. */
+void pv_log_error(enum pv_log_level lvl, const char *module, const struct pv_error *err);
+/* "<logdir>/<rev>/<c>/lxc" (created). Caller frees. */
+char *pv_log_lxc_dir(const char *logdir, const char *rev, const char *container);
+
+/* storage.c */
+int pv_storage_boot_revision(const char *storage, const char *cmdline, char *rev, size_t n,
+			     char *fallback, size_t fn);
+int pv_storage_read_state(const char *storage, const char *rev, char **text, size_t *len,
+			  struct pv_error *err);
+int pv_storage_verify(const char *storage, const char *rev, const struct pv_state *s, bool checksum,
+		      struct pv_error *err);
+int pv_storage_set_current(const char *storage, const char *rev, struct pv_error *err);
+int pv_storage_mark_done(const char *storage, const char *rev, struct pv_error *err);
+char *pv_storage_trail_path(const char *storage, const char *rev, const char *key);
+
+/* revision.c */
+int pv_revision_load(struct pv_engine *e, const char *rev, struct pv_error *err);
+
+/* volumes.c */
+int pv_volumes_mount(struct pv_ctr *c, struct pv_error *err);
+void pv_volumes_umount(struct pv_ctr *c);
+/* The expected mounts of a container already mounted by an earlier engine (re-adoption). */
+int pv_volumes_adopt(struct pv_ctr *c);
+/* The rootfs spec for liblxc: "overlayfs:[<conf>:]<root>:<upper>". Caller frees. */
+char *pv_volumes_rootfs(struct pv_ctr *c);
+bool pv_is_mountpoint(const char *path);
+
+/* container.c */
+int pv_container_start(struct pv_ctr *c, struct pv_error *err);
+void pv_container_stop(struct pv_ctr *c); /* lenient: shutdown now, kill after grace */
+bool pv_container_adopt(struct pv_ctr *c);
+void pv_container_set_status(struct pv_ctr *c, enum pv_cstatus s);
+
+/* watch.c */
+int pv_watch_start(struct pv_ctr *c);
+void pv_watch_stop(struct pv_ctr *c);
+
+/* group.c */
+void pv_group_run(struct pv_engine *e);
+/* Status of group g as upstream computes it (lowest unachieved member, else READY). */
+enum pv_cstatus pv_group_status(const struct pv_engine *e, int g);
+
+/* recovery.c */
+void pv_recovery_on_exit(struct pv_ctr *c);
+
+/* graph.c */
+void pv_graph_update(struct pv_engine *e);		 /* recompute; push when changed */
+int pv_graph_current(struct pv_engine *e, char **event); /* event JSON for a new subscriber */
+
+/* ipc.c */
+int pv_ipc_start(struct pv_engine *e, struct pv_error *err);
+void pv_ipc_push(struct pv_engine *e, const char *event_json);
+void pv_ipc_stop(struct pv_engine *e);
+
+/* initctl.c */
+bool pv_initctl_present(int fd);
+int pv_initctl_request(int fd, unsigned op, const char *name);
+
+#endif

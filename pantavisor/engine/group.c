@@ -1,0 +1,115 @@
+/* group.c: the scheduler: containers start group by group; a group blocks the next while one of
+ * its members has not reached its status goal and its timeout (counted from start) has not run. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+
+enum goal_result { GOAL_NONE = 0, GOAL_ACHIEVED, GOAL_UNACHIEVED, GOAL_TIMEDOUT };
+
+static enum pv_cstatus goal_status(enum pv_status_goal g)
+{
+	switch (g) {
+	case PV_GOAL_MOUNTED:
+		return PV_CS_MOUNTED;
+	case PV_GOAL_READY:
+		return PV_CS_READY;
+	default:
+		return PV_CS_STARTED;
+	}
+}
+
+static int group_timeout(const struct pv_engine *e, const struct pv_ctr *c)
+{
+	int gi = c->spec->group_index;
+	if (gi >= 0 && (size_t)gi < e->state.n_groups && e->state.groups[gi].timeout > 0)
+		return e->state.groups[gi].timeout;
+	return pv_config_get_seconds(e->cfg, "PV_UPDATER_GOALS_TIMEOUT", e->appengine ? 10 : 120);
+}
+
+/* spec §5.1 per-container goal check. */
+static enum goal_result goal_check(const struct pv_engine *e, const struct pv_ctr *c)
+{
+	enum pv_cstatus goal = goal_status(c->spec->status_goal);
+	if (c->status == goal)
+		return GOAL_ACHIEVED;
+	if (c->status < PV_CS_STARTING)
+		return GOAL_UNACHIEVED;
+	if (c->status >= goal)
+		return GOAL_NONE;
+	uint64_t t = (uint64_t)group_timeout(e, c) * 1000;
+	if (c->start_ms && pv_now_ms() - c->start_ms > t)
+		return GOAL_TIMEDOUT;
+	return GOAL_UNACHIEVED;
+}
+
+enum pv_cstatus pv_group_status(const struct pv_engine *e, int g)
+{
+	enum pv_cstatus low = PV_CS_READY;
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_ctr *c = &e->ctrs[i];
+		if (c->spec->group_index != g)
+			continue;
+		if (goal_check(e, c) == GOAL_ACHIEVED)
+			continue;
+		if (c->status < low)
+			low = c->status;
+	}
+	return low;
+}
+
+/* Blocked while any container of an earlier group has not reached its goal (and not timed out). */
+static bool blocked(const struct pv_engine *e, const struct pv_ctr *c)
+{
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_ctr *o = &e->ctrs[i];
+		if (o->spec->group_index >= c->spec->group_index)
+			continue;
+		if (goal_check(e, o) == GOAL_UNACHIEVED)
+			return true;
+	}
+	return false;
+}
+
+static void start_one(struct pv_engine *e, struct pv_ctr *c)
+{
+	struct pv_error err = PV_ERROR_INIT;
+	int r;
+
+	if (c->n_mounts == 0) {
+		r = pv_volumes_mount(c, &err);
+		if (r < 0)
+			goto fail;
+	}
+	pv_container_set_status(c, PV_CS_MOUNTED);
+	if (c->spec->status_goal == PV_GOAL_MOUNTED || !c->spec->config)
+		return;
+	r = pv_container_start(c, &err);
+	if (r < 0)
+		goto fail;
+	pv_error_clear(&err);
+	return;
+fail:
+	pv_log_error(PV_LOG_ERROR, "container", &err);
+	pv_error_clear(&err);
+	/* a start that fails is handled like an exit: recovery or failure per policy */
+	c->start_ms = pv_now_ms();
+	c->pid = 0;
+	pv_recovery_on_exit(c);
+}
+
+void pv_group_run(struct pv_engine *e)
+{
+	if (e->shutting_down || e->failing || !e->have_state)
+		return;
+	for (size_t i = 0; i < e->n_ctrs && !e->failing; i++) {
+		struct pv_ctr *c = &e->ctrs[i];
+		if (c->status != PV_CS_INSTALLED && c->status != PV_CS_BLOCKED)
+			continue;
+		if (blocked(e, c)) {
+			pv_container_set_status(c, PV_CS_BLOCKED);
+			continue;
+		}
+		start_one(e, c);
+	}
+}

@@ -1,0 +1,322 @@
+/* ipc.c: the engine's private socket (mode 0600): many clients, framed messages (pvstate/proto.h),
+ * subscribe-graph pushes, containers-list / groups-list / signal answers, 404 for the rest. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "pvstate/proto.h"
+#include "pvstate/status.h"
+
+struct ipc_client {
+	uv_pipe_t pipe;
+	struct pv_proto_decoder dec;
+	bool subscribed, closing;
+	struct ipc_client *next;
+	struct pv_ipc *ipc;
+};
+
+struct pv_ipc {
+	struct pv_engine *e;
+	uv_pipe_t server;
+	struct ipc_client *clients;
+};
+
+struct write_req {
+	uv_write_t req;
+	char *buf;
+};
+
+static void write_cb(uv_write_t *w, int status)
+{
+	struct write_req *wr = (struct write_req *)w;
+	free(wr->buf);
+	free(wr);
+}
+
+static void client_close_cb(uv_handle_t *h)
+{
+	struct ipc_client *cl = h->data;
+	pv_proto_decoder_free(&cl->dec);
+	free(cl);
+}
+
+static void client_close(struct ipc_client *cl)
+{
+	if (cl->closing)
+		return;
+	cl->closing = true;
+	struct ipc_client **pp = &cl->ipc->clients;
+	while (*pp && *pp != cl)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = cl->next;
+	uv_close((uv_handle_t *)&cl->pipe, client_close_cb);
+}
+
+static void client_send(struct ipc_client *cl, char *payload)
+{
+	char *framed = NULL;
+	size_t flen = 0;
+	if (!payload || cl->closing) {
+		free(payload);
+		return;
+	}
+	int r = pv_proto_frame(payload, strlen(payload), PV_PROTO_MAX_DEFAULT, &framed, &flen);
+	free(payload);
+	if (r < 0)
+		return;
+	struct write_req *wr = calloc(1, sizeof(*wr));
+	if (!wr) {
+		free(framed);
+		return;
+	}
+	wr->buf = framed;
+	uv_buf_t b = uv_buf_init(framed, (unsigned)flen);
+	if (uv_write(&wr->req, (uv_stream_t *)&cl->pipe, &b, 1, write_cb) < 0) {
+		free(framed);
+		free(wr);
+		client_close(cl);
+	}
+}
+
+static void fill_recovery(struct pv_status_recovery *o, const struct pv_auto_recovery *a)
+{
+	o->set = a->set;
+	o->policy = pv_recovery_policy_str(a->policy);
+	o->max_retries = a->max_retries;
+	o->stable_timeout = a->stable_timeout;
+	o->backoff_policy = a->backoff_str[0] ? a->backoff_str : "reboot";
+	o->retry_delay = a->retry_delay;
+	o->backoff_factor = a->backoff_factor;
+	o->reset_window = a->reset_window;
+}
+
+static char *containers_list(struct pv_engine *e)
+{
+	struct pv_status_container *v = calloc(e->n_ctrs ? e->n_ctrs : 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_ctr *c = &e->ctrs[i];
+		v[i].name = c->spec->name;
+		v[i].group = c->spec->group;
+		v[i].status = pv_cstatus_str(c->status);
+		v[i].status_goal = pv_status_goal_str(c->spec->status_goal);
+		v[i].restart_policy = pv_restart_policy_str(c->spec->restart_policy);
+		v[i].roles = c->spec->roles;
+		fill_recovery(&v[i].auto_recovery, &c->spec->auto_recovery);
+		v[i].auto_recovery.current_retries = c->retries;
+		v[i].user_stopped = c->user_stopped;
+		v[i].pid = c->pid;
+	}
+	char *s = pv_status_emit_containers(v, e->n_ctrs);
+	free(v);
+	return s;
+}
+
+static char *groups_list(struct pv_engine *e)
+{
+	size_t n = e->have_state ? e->state.n_groups : 0;
+	struct pv_status_group *v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct pv_group *g = &e->state.groups[i];
+		v[i].name = g->name;
+		v[i].status_goal = pv_status_goal_str(g->status_goal);
+		v[i].restart_policy = pv_restart_policy_str(g->restart_policy);
+		v[i].status = pv_cstatus_str(pv_group_status(e, (int)i));
+		v[i].timeout = g->timeout;
+		fill_recovery(&v[i].auto_recovery, &g->auto_recovery);
+	}
+	char *s = pv_status_emit_groups(v, n);
+	free(v);
+	return s;
+}
+
+/* `signal` ready: a container whose goal is READY moves STARTED -> READY. */
+static char *do_signal(struct pv_engine *e, const struct pv_msg *m)
+{
+	char name[PV_NAME_MAX + 1], type[32];
+	struct pv_error err = PV_ERROR_INIT;
+	char *rep;
+	if (pv_status_parse_signal(m->args, name, sizeof(name), type, sizeof(type), &err) < 0) {
+		rep = pv_msg_reply_error(m->id, 400, pv_error_msg(&err));
+		pv_error_clear(&err);
+		return rep;
+	}
+	struct pv_ctr *c = NULL;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		if (!strcmp(e->ctrs[i].spec->name, name))
+			c = &e->ctrs[i];
+	if (!c)
+		return pv_msg_reply_error(m->id, 404, "unknown container");
+	if (!strcmp(type, "alive"))
+		return pv_msg_reply(m->id, 200, NULL);
+	if (strcmp(type, "ready") != 0)
+		return pv_msg_reply_error(m->id, 400, "signal type not supported");
+	if (c->spec->status_goal != PV_GOAL_READY)
+		return pv_msg_reply_error(m->id, 400, "container status goal is not READY");
+	if (c->status == PV_CS_STARTED) {
+		pv_container_set_status(c, PV_CS_READY);
+		pv_engine_wake(e);
+	}
+	return pv_msg_reply(m->id, 200, NULL);
+}
+
+static void handle(struct ipc_client *cl, const char *payload, size_t len)
+{
+	struct pv_engine *e = cl->ipc->e;
+	struct pv_msg m;
+	struct pv_error err = PV_ERROR_INIT;
+	memset(&m, 0, sizeof(m));
+	if (pv_msg_parse(payload, len, &m, &err) < 0) {
+		/* an unknown op is a 404, a malformed message a 400 (both keep the connection) */
+		int st = strstr(pv_error_msg(&err), "op") && strstr(pv_error_msg(&err), "unknown")
+			     ? 404
+			     : 400;
+		client_send(cl, pv_msg_reply_error(m.id, st, pv_error_msg(&err)));
+		pv_error_clear(&err);
+		pv_msg_free(&m);
+		return;
+	}
+	if (m.kind != PV_MSG_REQUEST) {
+		client_send(cl, pv_msg_reply_error(m.id, 400, "not a request"));
+	} else if (!strcmp(m.op, "subscribe-graph")) {
+		char *ev = NULL;
+		cl->subscribed = true;
+		client_send(cl, pv_msg_reply(m.id, 200, NULL));
+		if (pv_graph_current(e, &ev) == 0)
+			client_send(cl, ev);
+	} else if (!strcmp(m.op, "containers-list")) {
+		char *b = containers_list(e);
+		client_send(cl, b ? pv_msg_reply(m.id, 200, b) : NULL);
+		free(b);
+	} else if (!strcmp(m.op, "groups-list")) {
+		char *b = groups_list(e);
+		client_send(cl, b ? pv_msg_reply(m.id, 200, b) : NULL);
+		free(b);
+	} else if (!strcmp(m.op, "signal")) {
+		client_send(cl, do_signal(e, &m));
+	} else {
+		client_send(cl,
+			    pv_msg_reply_error(m.id, 404, "operation not supported by the engine"));
+	}
+	pv_msg_free(&m);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char scratch[65536]; /* the loop is single-threaded; data is copied out at once */
+	*buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct ipc_client *cl = s->data;
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (pv_proto_decoder_feed(&cl->dec, buf->base, (size_t)n) < 0) {
+		client_close(cl);
+		return;
+	}
+	for (;;) {
+		char *payload = NULL;
+		size_t len = 0;
+		int r = pv_proto_decoder_next(&cl->dec, &payload, &len);
+		if (r < 0) {
+			client_close(cl);
+			return;
+		}
+		if (r == 0)
+			return;
+		handle(cl, payload, len);
+		free(payload);
+		if (cl->closing)
+			return;
+	}
+}
+
+static void connection_cb(uv_stream_t *server, int status)
+{
+	struct pv_ipc *ipc = server->data;
+	if (status < 0)
+		return;
+	struct ipc_client *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return;
+	cl->ipc = ipc;
+	uv_pipe_init(ipc->e->loop, &cl->pipe, 0);
+	cl->pipe.data = cl;
+	pv_proto_decoder_init(&cl->dec, PV_PROTO_MAX_DEFAULT);
+	if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
+		cl->closing = true;
+		uv_close((uv_handle_t *)&cl->pipe, client_close_cb);
+		return;
+	}
+	cl->next = ipc->clients;
+	ipc->clients = cl;
+	uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb);
+}
+
+static void server_close_cb(uv_handle_t *h);
+
+int pv_ipc_start(struct pv_engine *e, struct pv_error *err)
+{
+	struct pv_ipc *ipc = calloc(1, sizeof(*ipc));
+	if (!ipc)
+		return -ENOMEM;
+	ipc->e = e;
+	uv_pipe_init(e->loop, &ipc->server, 0);
+	ipc->server.data = ipc;
+	/* a socket left by a killed engine is stale: this engine is the only server */
+	unlink(e->socket_path);
+	mode_t old = umask(0077);
+	int r = uv_pipe_bind(&ipc->server, e->socket_path);
+	umask(old);
+	if (r == 0) {
+		chmod(e->socket_path, 0600);
+		r = uv_listen((uv_stream_t *)&ipc->server, 64, connection_cb);
+	}
+	if (r < 0) {
+		e->ipc = NULL;
+		uv_close((uv_handle_t *)&ipc->server, server_close_cb); /* frees ipc */
+		return pv_error_set(err, r, "engine socket %s: %s", e->socket_path, uv_strerror(r));
+	}
+	e->ipc = ipc;
+	return 0;
+}
+
+void pv_ipc_push(struct pv_engine *e, const char *event_json)
+{
+	if (!e->ipc)
+		return;
+	for (struct ipc_client *cl = e->ipc->clients; cl; cl = cl->next)
+		if (cl->subscribed)
+			client_send(cl, strdup(event_json));
+}
+
+static void server_close_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void pv_ipc_stop(struct pv_engine *e)
+{
+	struct pv_ipc *ipc = e->ipc;
+	if (!ipc)
+		return;
+	while (ipc->clients)
+		client_close(ipc->clients);
+	uv_close((uv_handle_t *)&ipc->server, server_close_cb);
+	unlink(e->socket_path);
+	e->ipc = NULL;
+}

@@ -1,0 +1,335 @@
+/* main.c: pv-engine's arguments, configuration, boot of the revision (with fallback), the libuv
+ * loop (scheduler wake-ups, signals) and the ordered stop on SIGTERM or failure. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lxc/lxccontainer.h>
+
+#include "engine.h"
+#include "initctl.h"
+#include "pvstate/fileio.h"
+
+extern char **environ;
+
+uint64_t pv_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pv-engine --mode appengine|embedded --rundir DIR --storage DIR\n"
+		   "                 [--config FILE] [--cmdline \"pv_rev=.. pv_try=..\"]\n");
+}
+
+static char *cfg_path(struct pv_config *cfg, const char *key, const char *def)
+{
+	const char *v = pv_config_get(cfg, key);
+	return strdup(v && *v ? v : def);
+}
+
+/* Size with an optional K/M/G suffix (binary), as PV_LOG_DIR_MAXSIZE is written. */
+static long parse_size(const char *s, long def)
+{
+	char *end;
+	if (!s || !*s)
+		return def;
+	double v = strtod(s, &end);
+	if (end == s || v <= 0)
+		return def;
+	switch (*end) {
+	case 'K':
+	case 'k':
+		v *= 1024;
+		break;
+	case 'M':
+	case 'm':
+		v *= 1024 * 1024;
+		break;
+	case 'G':
+	case 'g':
+		v *= 1024.0 * 1024 * 1024;
+		break;
+	default:
+		break;
+	}
+	return (long)v;
+}
+
+static void all_stopped_check(struct pv_engine *e)
+{
+	if (!e->shutting_down)
+		return;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		if (e->ctrs[i].pid > 0)
+			return;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		pv_volumes_umount(&e->ctrs[i]);
+	pv_log(PV_LOG_INFO, "engine", "all containers stopped, volumes unmounted; exiting %d",
+	       e->exit_code);
+	uv_stop(e->loop);
+}
+
+static void wake_cb(uv_timer_t *t)
+{
+	struct pv_engine *e = t->data;
+	pv_group_run(e);
+	all_stopped_check(e);
+}
+
+void pv_engine_wake(struct pv_engine *e)
+{
+	if (!uv_is_active((uv_handle_t *)&e->wake))
+		uv_timer_start(&e->wake, wake_cb, 0, 0);
+}
+
+static void shutdown_begin(struct pv_engine *e, int exit_code)
+{
+	if (e->shutting_down)
+		return;
+	e->shutting_down = true;
+	e->exit_code = exit_code;
+	pv_log(PV_LOG_INFO, "engine", "stopping all containers");
+	for (size_t i = e->n_ctrs; i-- > 0;) {
+		struct pv_ctr *c = &e->ctrs[i];
+		uv_timer_stop(&c->timer);
+		if (c->pid > 0)
+			pv_container_stop(c);
+	}
+	pv_engine_wake(e);
+}
+
+void pv_engine_fail(struct pv_engine *e, const char *why)
+{
+	if (e->failing || e->shutting_down)
+		return;
+	e->failing = true;
+	pv_log(PV_LOG_ERROR, "engine", "%s: rebooting", why);
+	if (e->initctl_fd >= 0) {
+		int r = pv_initctl_request(e->initctl_fd, PV_INITCTL_REBOOT, NULL);
+		if (r == 0)
+			return; /* init stops us (SIGTERM) as part of its ordered shutdown */
+		pv_log(PV_LOG_ERROR, "engine", "initctl REBOOT: %s; exiting for init instead",
+		       strerror(-r));
+	}
+	shutdown_begin(e, PV_ENGINE_EXIT_REBOOT);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct pv_engine *e = s->data;
+	pv_log(PV_LOG_INFO, "engine", "signal %d: ordered stop", signum);
+	shutdown_begin(e, 0);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	/* group timeouts are time-driven: re-evaluate blocked groups once a second */
+	pv_group_run(t->data);
+}
+
+static int load_config(struct pv_engine *e, const char *file, const char *cmdline)
+{
+	struct pv_error err = PV_ERROR_INIT;
+	e->cfg = pv_config_new();
+	if (!e->cfg)
+		return -ENOMEM;
+	if (file) {
+		int r = pv_config_load_file(e->cfg, file, PV_CFG_PV_CONF, &err);
+		if (r < 0 && r != -ENOENT)
+			fprintf(stderr, "pv-engine: config %s: %s\n", file, pv_error_msg(&err));
+		else if (err.count)
+			for (size_t i = 0; i < err.count; i++)
+				fprintf(stderr, "pv-engine: %s\n", err.msgs[i]);
+		pv_error_clear(&err);
+	}
+	if (cmdline)
+		pv_config_load_cmdline(e->cfg, cmdline);
+	pv_config_load_env(e->cfg, environ);
+	return 0;
+}
+
+/* Boots rev; on failure logs every error and tries the fallback; none left = error state. */
+static void boot(struct pv_engine *e)
+{
+	char rev[128], fallback[128];
+	struct pv_error err = PV_ERROR_INIT;
+
+	pv_storage_boot_revision(e->storage, e->cmdline, rev, sizeof(rev), fallback,
+				 sizeof(fallback));
+	snprintf(e->rev, sizeof(e->rev), "%s", rev);
+	snprintf(e->fallback, sizeof(e->fallback), "%s", fallback);
+	long rot = parse_size(pv_config_get(e->cfg, "PV_LOG_DIR_MAXSIZE"), 10L << 20) / 4 / 5;
+	pv_log_open(e->logdir, rev, rot, pv_config_get_int(e->cfg, "PV_LOG_LEVEL", PV_LOG_INFO));
+	pv_log(PV_LOG_INFO, "engine", "pv-engine %s mode, storage %s, booting revision %s%s%s",
+	       e->appengine ? "appengine" : "embedded", e->storage, rev,
+	       fallback[0] ? ", fallback " : "", fallback);
+
+	if (pv_revision_load(e, rev, &err) < 0) {
+		pv_log(PV_LOG_ERROR, "revision",
+		       "revision %s is invalid; no container started:", rev);
+		pv_log_error(PV_LOG_ERROR, "revision", &err);
+		pv_error_clear(&err);
+		if (!fallback[0]) {
+			snprintf(e->error, sizeof(e->error),
+				 "revision %s failed validation and there is no revision to fall "
+				 "back to",
+				 rev);
+			pv_log(PV_LOG_ERROR, "engine", "%s: staying up with no containers",
+			       e->error);
+			return;
+		}
+		pv_log(PV_LOG_WARN, "revision", "falling back to revision %s", fallback);
+		pv_log_open(e->logdir, fallback, rot,
+			    pv_config_get_int(e->cfg, "PV_LOG_LEVEL", PV_LOG_INFO));
+		e->fallback[0] = '\0';
+		if (pv_revision_load(e, fallback, &err) < 0) {
+			pv_log_error(PV_LOG_ERROR, "revision", &err);
+			pv_error_clear(&err);
+			snprintf(e->error, sizeof(e->error),
+				 "revisions %s and %s both failed validation", rev, fallback);
+			pv_log(PV_LOG_ERROR, "engine", "%s: staying up with no containers",
+			       e->error);
+			return;
+		}
+	}
+	if (pv_storage_set_current(e->storage, e->rev, &err) < 0)
+		pv_log_error(PV_LOG_WARN, "storage", &err);
+	/* the factory revision is committed without testing */
+	if (!strcmp(e->rev, "0") && pv_storage_mark_done(e->storage, e->rev, &err) < 0)
+		pv_log_error(PV_LOG_WARN, "storage", &err);
+	pv_error_clear(&err);
+	pv_log(PV_LOG_INFO, "revision", "revision %s loaded: %zu containers, %zu groups", e->rev,
+	       e->n_ctrs, e->state.n_groups);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
+					     {"rundir", required_argument, NULL, 'r'},
+					     {"storage", required_argument, NULL, 's'},
+					     {"config", required_argument, NULL, 'c'},
+					     {"cmdline", required_argument, NULL, 'k'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct pv_engine eng;
+	struct pv_engine *e = &eng;
+	const char *mode = NULL, *config = NULL;
+	char *rundir = NULL, *storage = NULL;
+	int o;
+
+	memset(e, 0, sizeof(*e));
+	while ((o = getopt_long(argc, argv, "m:r:s:c:k:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'm':
+			mode = optarg;
+			break;
+		case 'r':
+			rundir = optarg;
+			break;
+		case 's':
+			storage = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			e->cmdline = strdup(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!mode || !rundir || !storage ||
+	    (strcmp(mode, "appengine") != 0 && strcmp(mode, "embedded") != 0)) {
+		usage(stderr);
+		return 2;
+	}
+	e->appengine = !strcmp(mode, "appengine");
+	if (load_config(e, config, e->cmdline) < 0)
+		return 1;
+	e->rundir = strdup(rundir);
+	e->storage = strdup(storage);
+	char *rd = strdup(rundir), sock[4096];
+	snprintf(sock, sizeof(sock), "%s/engine.sock", dirname(rd));
+	free(rd);
+	e->socket_path = cfg_path(e->cfg, "PV_ENGINE_SOCKET", sock);
+	e->lxcpath = cfg_path(e->cfg, "PV_LXC_PATH", "/var/lib/lxc");
+	char def[4096];
+	snprintf(def, sizeof(def), "%s/logs", storage);
+	e->logdir = cfg_path(e->cfg, "PV_LOG_DIR", def);
+	e->voldir = cfg_path(e->cfg, "PV_DISK_VOLDIR", "/volumes");
+	e->confdir = cfg_path(e->cfg, "PV_SYSTEM_CONFDIR", "/configs");
+	e->initctl_fd = pv_initctl_present(PV_INITCTL_FD) ? PV_INITCTL_FD : -1;
+	pv_mkdir_p(e->rundir, 0755);
+	pv_mkdir_p(e->lxcpath, 0755);
+	pv_mkdir_p(e->voldir, 0755);
+	pv_mkdir_p(e->confdir, 0755);
+
+	e->loop = uv_default_loop();
+	uv_timer_init(e->loop, &e->wake);
+	uv_timer_init(e->loop, &e->tick);
+	e->wake.data = e->tick.data = e;
+	uv_signal_init(e->loop, &e->sigterm);
+	uv_signal_init(e->loop, &e->sigint);
+	e->sigterm.data = e->sigint.data = e;
+	uv_signal_start(&e->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&e->sigint, signal_cb, SIGINT);
+
+	boot(e);
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		struct pv_ctr *c = &e->ctrs[i];
+		uv_timer_init(e->loop, &c->timer);
+		c->timer.data = c;
+		/* engine restart: containers still running under the lxcpath are kept */
+		if (!pv_container_adopt(c)) {
+			pv_volumes_adopt(c); /* stale mounts of a dead container: clean first */
+			pv_volumes_umount(c);
+		}
+	}
+	struct pv_error err = PV_ERROR_INIT;
+	if (pv_ipc_start(e, &err) < 0) {
+		pv_log_error(PV_LOG_ERROR, "ipc", &err);
+		pv_error_clear(&err);
+	}
+	pv_graph_update(e);
+	uv_timer_start(&e->tick, tick_cb, 1000, 1000);
+	pv_engine_wake(e);
+
+	uv_run(e->loop, UV_RUN_DEFAULT);
+
+	pv_ipc_stop(e);
+	uv_signal_stop(&e->sigterm);
+	uv_signal_stop(&e->sigint);
+	uv_timer_stop(&e->tick);
+	uv_timer_stop(&e->wake);
+	pv_log(PV_LOG_INFO, "engine", "exit %d", e->exit_code);
+	pv_log_close();
+	if (e->have_state)
+		pv_state_free(&e->state);
+	free(e->ctrs);
+	free(e->graph_links);
+	pv_config_free(e->cfg);
+	free(e->rundir);
+	free(e->storage);
+	free(e->socket_path);
+	free(e->lxcpath);
+	free(e->logdir);
+	free(e->voldir);
+	free(e->confdir);
+	free(e->cmdline);
+	return e->exit_code;
+}

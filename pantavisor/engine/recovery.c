@@ -1,0 +1,86 @@
+/* recovery.c: what happens when a container's init exits: auto_recovery (always / on-failure,
+ * max_retries, retry_delay * backoff_factor^(n-1), reset_window, backoff_policy) or failure. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+
+static void retry_cb(uv_timer_t *t)
+{
+	struct pv_ctr *c = t->data;
+	if (c->status != PV_CS_RECOVERING || c->e->shutting_down)
+		return;
+	pv_log(PV_LOG_INFO, "recovery", "%s: retry %d", c->spec->name, c->retries);
+	pv_container_set_status(c, PV_CS_INSTALLED);
+	pv_engine_wake(c->e);
+}
+
+/* backoff_policy after max_retries: a duration waits and then starts over with a fresh count. */
+static void backoff_cb(uv_timer_t *t)
+{
+	struct pv_ctr *c = t->data;
+	if (c->e->shutting_down || !c->recovery_failed)
+		return;
+	c->recovery_failed = false;
+	c->retries = 0;
+	pv_container_set_status(c, PV_CS_INSTALLED);
+	pv_engine_wake(c->e);
+}
+
+void pv_recovery_on_exit(struct pv_ctr *c)
+{
+	struct pv_engine *e = c->e;
+	const struct pv_auto_recovery *ar = &c->spec->auto_recovery;
+	const char *name = c->spec->name;
+
+	pv_volumes_umount(c);
+	pv_container_set_status(c, PV_CS_STOPPED);
+	if (c->stop_requested || e->shutting_down)
+		return;
+
+	uint64_t ran_ms = pv_now_ms() - c->start_ms;
+	if (ar->reset_window > 0 && ran_ms > (uint64_t)ar->reset_window * 1000 && c->retries) {
+		pv_log(PV_LOG_INFO, "recovery", "%s: ran %llu s > reset_window %d s, retries reset",
+		       name, (unsigned long long)(ran_ms / 1000), ar->reset_window);
+		c->retries = 0;
+	}
+	/* Only always / on-failure are acted on; unless-stopped crashes count as failures. */
+	bool recover = ar->policy == PV_RECOVERY_ALWAYS || ar->policy == PV_RECOVERY_ON_FAILURE;
+	if (recover && (ar->max_retries == 0 || c->retries < ar->max_retries)) {
+		c->retries++;
+		double delay = ar->retry_delay;
+		if (ar->backoff_factor > 1.0)
+			delay *= pow(ar->backoff_factor, c->retries - 1);
+		pv_log(PV_LOG_WARN, "recovery", "%s: exited; auto_recovery retry %d/%d in %.1f s",
+		       name, c->retries, ar->max_retries, delay);
+		pv_container_set_status(c, PV_CS_RECOVERING);
+		uv_timer_start(&c->timer, retry_cb, (uint64_t)(delay * 1000), 0);
+		return;
+	}
+	if (recover) {
+		pv_log(PV_LOG_ERROR, "recovery",
+		       "%s: exited; max_retries %d exhausted (backoff %s)", name, ar->max_retries,
+		       ar->backoff_str[0] ? ar->backoff_str : "reboot");
+		if (ar->backoff == PV_BACKOFF_NEVER) {
+			c->recovery_failed = true;
+			return;
+		}
+		if (ar->backoff == PV_BACKOFF_WAIT) {
+			c->recovery_failed = true;
+			uv_timer_start(&c->timer, backoff_cb, (uint64_t)ar->backoff_wait * 1000, 0);
+			return;
+		}
+	}
+	if (c->spec->restart_policy == PV_RESTART_SYSTEM) {
+		char why[256];
+		snprintf(why, sizeof(why),
+			 "container %s (restart_policy system) exited without recovery", name);
+		pv_engine_fail(e, why);
+		return;
+	}
+	/* restart_policy container: the rest of the system keeps running; it can be restarted
+	 * through the API. */
+	c->recovery_failed = true;
+	pv_log(PV_LOG_ERROR, "recovery", "%s: exited without recovery; left STOPPED", name);
+}

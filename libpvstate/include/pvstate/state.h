@@ -174,6 +174,7 @@ struct pv_state_opts {
 	bool legacy_roles;     /* PV_CONTROL_LEGACY_ROLES: absent roles => mgmt */
 	int default_timeout;   /* group timeout when none given (PV_UPDATER_GOALS_TIMEOUT) */
 	const char *source;    /* file name for messages, e.g. "trails/3/.pvr/json" or "-" */
+	bool hosted_system_bus; /* PV_XCONNECT_DBUS_SYSTEMBUS_ENABLED: "system-bus" is provided */
 };
 
 void pv_state_opts_default(struct pv_state_opts *o);

@@ -111,7 +111,7 @@ int pv_st_int(struct pv_sctx *c, const char *key, const char *field, const cJSON
 	if (!cJSON_IsNumber(item))
 		return pv_st_fail(c, key, field, "must be a number, not %s", pv_st_type(item));
 	double d = item->valuedouble;
-	if (!isfinite(d) || d != floor(d) || d < -2147483648.0 || d > 2147483647.0)
+	if (!isfinite(d) || d < -2147483648.0 || d > 2147483647.0 || d != (double)(long)d)
 		return pv_st_fail(c, key, field, "%g is not an integer", d);
 	*out = (int)d;
 	return 0;

@@ -1,0 +1,384 @@
+# test_engine_lifecycle.py: pv-engine against real LXC: boot order, auto_recovery, system failure
+# (reboot request), kill -9 re-adoption, SIGTERM cleanup, invalid revisions and fallback.
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+PV_BIN = os.environ.get("PV_BIN", os.path.join(os.path.dirname(__file__), "../../build/bin"))
+ENGINE = os.path.join(PV_BIN, "pv-engine")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (loop devices, LXC)"),
+    pytest.mark.skipif(not os.path.exists(ENGINE), reason="pv-engine not built"),
+]
+
+RUNNER = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 1; done\n"
+CRASHER = "#!/bin/sh\nsleep 1\nexit 1\n"
+
+LXC_CONF = """lxc.init.cmd = /init
+lxc.mount.auto = proc:mixed sys:ro
+lxc.net.0.type = empty
+lxc.tty.max = 0
+lxc.pty.max = 2
+lxc.apparmor.profile = unconfined
+"""
+
+
+def wait_for(pred, timeout=20.0, step=0.1):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Env:
+    """A private storage, run dir, lxcpath and volume dir; every name carries a unique tag."""
+
+    def __init__(self):
+        self.tag = "e" + uuid.uuid4().hex[:8]
+        self.root = tempfile.mkdtemp(prefix="pvtest-engine-")
+        self.storage = os.path.join(self.root, "storage")
+        self.rundir = os.path.join(self.root, "run", "pv")
+        self.lxcpath = os.path.join(self.root, "lxc")
+        self.voldir = os.path.join(self.root, "volumes")
+        self.confdir = os.path.join(self.root, "configs")
+        self.sock = os.path.join(self.root, "run", "engine.sock")
+        for d in (self.storage, self.rundir, self.lxcpath):
+            os.makedirs(d)
+        os.makedirs(os.path.join(self.storage, "objects"))
+        self.procs = []
+        self.names = []
+        self._images = {}
+
+    # ---- storage ----
+    def add_object(self, path):
+        with open(path, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+        dst = os.path.join(self.storage, "objects", sha)
+        if not os.path.exists(dst):
+            shutil.copyfile(path, dst)
+        return sha
+
+    def image(self, init):
+        if init in self._images:
+            return self._images[init]
+        rootfs = os.path.join(self.root, "rootfs-%d" % len(self._images))
+        for d in ("bin", "proc", "sys", "dev", "tmp", "etc", "run"):
+            os.makedirs(os.path.join(rootfs, d))
+        shutil.copy(BUSYBOX, os.path.join(rootfs, "bin", "busybox"))
+        for a in ("sh", "sleep", "true"):
+            os.symlink("busybox", os.path.join(rootfs, "bin", a))
+        with open(os.path.join(rootfs, "init"), "w") as f:
+            f.write(init)
+        os.chmod(os.path.join(rootfs, "init"), 0o755)
+        sq = rootfs + ".squashfs"
+        subprocess.run(["mksquashfs", rootfs, sq, "-noappend", "-quiet", "-all-root"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self._images[init] = sq
+        return sq
+
+    def container(self, suffix, init=RUNNER, **run):
+        name = self.tag + suffix
+        self.names.append(name)
+        conf = os.path.join(self.root, "lxc.conf")
+        with open(conf, "w") as f:
+            f.write(LXC_CONF)
+        rj = {"#spec": "service-manifest-run@1", "name": name, "type": "lxc",
+              "config": "lxc.container.conf", "root-volume": "root.squashfs",
+              "volumes": [], "storage": {"lxc-overlay": {"persistence": "boot"}}}
+        rj.update(run)
+        return name, {
+            name + "/lxc.container.conf": self.add_object(conf),
+            name + "/root.squashfs": self.add_object(self.image(init)),
+            name + "/run.json": rj,
+        }
+
+    def write_rev(self, rev, *containers, extra=None):
+        state = {"#spec": "pantavisor-service-system@1"}
+        for _, keys in containers:
+            state.update(keys)
+        if extra:
+            state.update(extra)
+        trail = os.path.join(self.storage, "trails", rev)
+        os.makedirs(os.path.join(trail, ".pvr"), exist_ok=True)
+        with open(os.path.join(trail, ".pvr", "json"), "w") as f:
+            json.dump(state, f, sort_keys=True)
+        for k, v in state.items():
+            if isinstance(v, str) and len(v) == 64 and not k.startswith("#"):
+                dst = os.path.join(trail, k)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                obj = os.path.join(self.storage, "objects", v)
+                if os.path.exists(obj):
+                    os.link(obj, dst)
+
+    # ---- engine ----
+    def start(self, cmdline=None, fd3=None, **extra_env):
+        env = dict(os.environ)
+        env.update(PV_LXC_PATH=self.lxcpath, PV_DISK_VOLDIR=self.voldir,
+                   PV_SYSTEM_CONFDIR=self.confdir, PV_ENGINE_SOCKET=self.sock)
+        env.update(extra_env)
+        args = [ENGINE, "--mode", "appengine", "--rundir", self.rundir, "--storage",
+                self.storage]
+        if cmdline:
+            args += ["--cmdline", cmdline]
+        log = open(os.path.join(self.root, "engine-%d.err" % len(self.procs)), "w")
+        pass_fds = ()
+        if fd3 is not None:
+            # the engine finds its initctl end at fd 3: the shell moves it there, then execs
+            args = ["/bin/sh", "-c", 'exec 3<&%d; exec "$@"' % fd3, "sh"] + args
+            pass_fds = (fd3,)
+        p = subprocess.Popen(args, env=env, stdout=log, stderr=log, pass_fds=pass_fds)
+        self.procs.append(p)
+        assert wait_for(lambda: os.path.exists(self.sock) or p.poll() is not None, 10)
+        return p
+
+    def request(self, op, args=None, timeout=5):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.sock)
+        msg = {"op": op, "id": 7}
+        if args is not None:
+            msg["args"] = args
+        s.sendall(frame(msg))
+        rep = read_msg(s)
+        s.close()
+        return rep
+
+    def containers(self):
+        rep = self.request("containers-list")
+        assert rep.get("status") == 200, rep
+        return {c["name"]: c for c in rep["body"]}
+
+    def lxc(self, name):
+        r = subprocess.run(["lxc-info", "-n", name, "-P", self.lxcpath, "-s", "-p", "-H"],
+                           capture_output=True, text=True)
+        lines = r.stdout.split()
+        state = lines[0] if lines else "MISSING"
+        pid = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+        return state, pid
+
+    def log(self, rev="0"):
+        p = os.path.join(self.storage, "logs", rev, "pantavisor", "pantavisor.log")
+        return open(p).read() if os.path.exists(p) else ""
+
+    def mounts(self):
+        with open("/proc/self/mountinfo") as f:
+            return [l.split()[4] for l in f if l.split()[4].startswith(self.root)]
+
+    def loops(self):
+        out = []
+        for d in os.listdir("/sys/block"):
+            bf = os.path.join("/sys/block", d, "loop", "backing_file")
+            try:
+                if open(bf).read().strip().startswith(self.root):
+                    out.append(d)
+            except OSError:
+                pass
+        return out
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for n in self.names:
+            subprocess.run(["lxc-stop", "-k", "-n", n, "-P", self.lxcpath],
+                           capture_output=True)
+        for m in sorted(self.mounts(), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def frame(obj):
+    data = json.dumps(obj).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("engine closed the socket")
+        buf += chunk
+    return buf
+
+
+def read_msg(s):
+    (n,) = struct.unpack(">I", recv_exact(s, 4))
+    return json.loads(recv_exact(s, n))
+
+
+@pytest.fixture
+def env():
+    e = Env()
+    yield e
+    e.cleanup()
+
+
+def stop_engine(env, p, timeout=30):
+    p.send_signal(signal.SIGTERM)
+    return p.wait(timeout)
+
+
+def test_boot_in_group_order_then_sigterm_leaves_nothing(env):
+    a = env.container("pl", group="platform", restart_policy="container")
+    b = env.container("ap", group="app", restart_policy="container")
+    env.write_rev("0", a, b)
+    p = env.start()
+    for n in (a[0], b[0]):
+        assert wait_for(lambda n=n: env.lxc(n)[0] == "RUNNING"), (n, env.log())
+    lst = env.containers()
+    assert lst[a[0]]["status"] == "STARTED" and lst[a[0]]["group"] == "platform"
+    assert lst[b[0]]["status"] == "STARTED" and lst[b[0]]["pid"] == env.lxc(b[0])[1]
+    log = env.log()
+    assert log.index("%s: started" % a[0]) < log.index("%s: started" % b[0])
+    # upstream line format
+    assert "[pantavisor] " in log and "INFO\t -- [container]: " in log
+    assert os.readlink(os.path.join(env.storage, "trails", "current")) == "0"
+    assert os.path.exists(os.path.join(env.storage, "trails", "0", ".pv", "done"))
+    assert os.path.exists(os.path.join(env.storage, "logs", "0", a[0], "lxc", "lxc.log"))
+    assert env.mounts() and env.loops()
+    assert oct(os.stat(env.sock).st_mode & 0o777) == "0o600"
+
+    assert stop_engine(env, p) == 0
+    for n in (a[0], b[0]):
+        assert env.lxc(n)[0] != "RUNNING"
+    assert env.mounts() == []
+    assert wait_for(lambda: env.loops() == [], 5), env.loops()
+    assert not os.path.exists(env.sock)
+
+
+def test_auto_recovery_restarts_and_counts(env):
+    c = env.container("cr", init=CRASHER, group="app", restart_policy="container",
+                      auto_recovery={"policy": "always", "max_retries": 0,
+                                     "retry_delay": 1})
+    env.write_rev("0", c)
+    p = env.start()
+    first = wait_for(lambda: env.containers()[c[0]]["pid"])
+    assert first
+    assert wait_for(lambda: env.containers()[c[0]]["auto_recovery"]["current_retries"] >= 2,
+                    20), env.log()
+    assert "retry" in env.log()
+    assert p.poll() is None  # recovery, not failure
+    assert stop_engine(env, p) == 0
+    assert env.mounts() == []
+
+
+def test_system_container_failing_without_recovery_asks_for_reboot(env):
+    c = env.container("sy", init=CRASHER, group="app", restart_policy="system")
+    env.write_rev("0", c)
+    # without init (no fd 3) the engine exits with PV_ENGINE_EXIT_REBOOT (10)
+    p = env.start()
+    assert p.wait(30) == 10, env.log()
+    assert "restart_policy system" in env.log()
+    assert env.mounts() == []
+
+
+def test_system_failure_uses_initctl_when_present(env):
+    c = env.container("ic", init=CRASHER, group="app", restart_policy="system")
+    env.write_rev("0", c)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    p = env.start(fd3=theirs.fileno())
+    theirs.close()
+    ours.settimeout(30)
+    req = ours.recv(64)
+    op, name = struct.unpack("<I32s", req[:36])
+    assert op == 1  # PV_INITCTL_REBOOT
+    ours.send(struct.pack("<iI", 0, 0) + b"\0" * (8 * 40))
+    # init then stops the engine with SIGTERM as part of the ordered shutdown
+    time.sleep(0.5)
+    assert p.poll() is None
+    assert stop_engine(env, p) == 0
+    ours.close()
+
+
+def test_kill9_engine_readopts_running_containers(env):
+    c = env.container("ka", group="app", restart_policy="container")
+    env.write_rev("0", c)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING")
+    pid = env.lxc(c[0])[1]
+    p.kill()
+    p.wait()
+    assert env.lxc(c[0]) == ("RUNNING", pid)
+    os.unlink(env.sock)
+    p2 = env.start()
+    assert wait_for(lambda: env.containers()[c[0]]["pid"] == pid)
+    assert env.lxc(c[0]) == ("RUNNING", pid)
+    assert "re-adopted" in env.log()
+    # the re-adopted container is still watched: its exit is seen at once
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: env.containers()[c[0]]["status"] == "STOPPED", 10)
+    assert stop_engine(env, p2) == 0
+    assert env.mounts() == []
+
+
+def test_invalid_factory_revision_starts_nothing_and_still_answers(env):
+    c = env.container("bad", group="app", status_goal="FOO")
+    env.write_rev("0", c)
+    p = env.start()
+    assert wait_for(lambda: "invalid" in env.log(), 10)
+    log = env.log()
+    assert "status_goal" in log and "FOO" in log
+    assert p.poll() is None
+    assert env.containers() == {}
+    assert env.lxc(c[0])[0] != "RUNNING"
+    assert stop_engine(env, p) == 0
+
+
+def test_invalid_try_revision_falls_back_to_committed(env):
+    good = env.container("gd", group="app", restart_policy="container")
+    env.write_rev("0", good)
+    bad = env.container("bd", group="app", status_goal="NOPE")
+    env.write_rev("1", good, bad)
+    p = env.start(cmdline="pv_rev=0 pv_try=1")
+    assert wait_for(lambda: env.lxc(good[0])[0] == "RUNNING"), env.log("1") + env.log("0")
+    assert "falling back to revision 0" in env.log("1")
+    assert os.readlink(os.path.join(env.storage, "trails", "current")) == "0"
+    assert stop_engine(env, p) == 0
+
+
+def test_missing_object_is_named_and_nothing_starts(env):
+    c = env.container("mo", group="app")
+    env.write_rev("0", c)
+    sha = c[1][c[0] + "/root.squashfs"]
+    os.unlink(os.path.join(env.storage, "objects", sha))
+    os.unlink(os.path.join(env.storage, "trails", "0", c[0], "root.squashfs"))
+    p = env.start()
+    assert wait_for(lambda: "invalid" in env.log(), 10)
+    assert ("%s/root.squashfs" % c[0]) in env.log() and sha in env.log()
+    assert env.lxc(c[0])[0] != "RUNNING"
+    assert stop_engine(env, p) == 0
+
+
+def test_corrupt_squashfs_names_container_and_file(env):
+    bad = env.container("cs", group="app", restart_policy="container")
+    good = env.container("ok", group="app", restart_policy="container")
+    junk = os.path.join(env.root, "junk.squashfs")
+    with open(junk, "wb") as f:
+        f.write(b"not a squashfs" * 100)
+    bad[1][bad[0] + "/root.squashfs"] = env.add_object(junk)
+    env.write_rev("0", bad, good)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(good[0])[0] == "RUNNING"), env.log()
+    assert wait_for(lambda: ("container %s: mount" % bad[0]) in env.log(), 10)
+    assert "root.squashfs" in env.log()
+    assert env.containers()[bad[0]]["status"] == "STOPPED"
+    assert p.poll() is None
+    assert stop_engine(env, p) == 0
+    assert env.mounts() == []

@@ -142,6 +142,19 @@ d=$(mkcopy git-no-branch)
 sed -i 's/;branch=main"/"/' "$d/$pv/pantavisor-source.inc"
 expect_fail git-no-branch layer 'git SRC_URI without branch='
 
+d=$(mkcopy unterminated-quote)
+printf 'SUMMARY = "an unterminated value\n' >>"$d/$ex/pv-example-drm-render.bb"
+expect_fail unterminated-quote layer 'unterminated quoted value for SUMMARY'
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	if grep -q 'pv-example-drm-render.bb:[0-9]*:[0-9]*: syntax error' "$tmp/unterminated-quote.log"; then
+		ok "unterminated-quote: the tree-sitter grammar rejects it too"
+	else
+		bad "unterminated-quote: the tree-sitter grammar did not report it"
+	fi
+else
+	echo "skip - tree-sitter BitBake grammar not run (no node/npm); not counted as passed"
+fi
+
 d=$(mkcopy bad-json)
 mkdir -p "$d/$ex/files"
 printf '{"PV_SERVICES_REQUIRED": [\n' >"$d/$ex/files/pv-example-drm-master.args.json"

@@ -25,11 +25,12 @@
 
 #include "xconnect.h"
 
-#define MSG_BUF	  (64u * 1024)
-#define PEEK_LEN  4096
-#define PEEK_MAX  (64 * 1024)
-#define MAX_FDS	  253 /* SCM_MAX_FD */
-#define CMSG_ROOM (CMSG_SPACE(sizeof(int) * MAX_FDS) + CMSG_SPACE(sizeof(struct ucred)))
+#define MSG_BUF	     (64u * 1024)
+#define PEEK_LEN     4096
+#define PVX_SOCK_BUF (2 * 1024 * 1024)
+#define PEEK_MAX     (64 * 1024)
+#define MAX_FDS	     253 /* SCM_MAX_FD */
+#define CMSG_ROOM    (CMSG_SPACE(sizeof(int) * MAX_FDS) + CMSG_SPACE(sizeof(struct ucred)))
 
 struct side {
 	int fd;
@@ -48,6 +49,8 @@ struct dir {
 	bool shut;    /* write side shut down */
 	bool want_rd; /* read would block */
 	bool want_wr; /* write would block */
+	bool drained; /* the last read emptied the queue */
+	bool bulk;    /* the last read was a large splice */
 	/* message mode buffer */
 	char *buf;
 	size_t len, off;
@@ -288,9 +291,23 @@ static ssize_t clean_prefix(int fd, size_t n)
  *  - a full peek (bulk): the queue's byte count is taken first, then the queue's fd count; no
  *    fds then means none in those bytes (an fd message arriving later is counted, not spliced);
  *    with fds queued, a 64 KiB peek locates them. */
+static int bulk_check(struct side *s, struct dir *d, size_t *want)
+{
+	int inq = 0;
+	if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < PEEK_LEN)
+		return 0;
+	if (queued_fds(s) != 0)
+		return 0;
+	*want = (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
+	return 1;
+}
+
 static int clean_bytes(struct pvx_proxy *p, struct dir *d, size_t *want)
 {
 	struct side *s = &p->s[d->from];
+	/* In a bulk stream, skip the peek: count bytes, then fds, splice. */
+	if (d->bulk && bulk_check(s, d, want))
+		return 1;
 	bool ct = false;
 	ssize_t n = peek(s->fd, PEEK_LEN, &ct);
 	if (n < 0) {
@@ -304,13 +321,10 @@ static int clean_bytes(struct pvx_proxy *p, struct dir *d, size_t *want)
 		d->eof = true;
 		return 0;
 	}
+	d->bulk = false;
 	if (!ct && n == PEEK_LEN) {
-		int inq = 0;
-		if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < PEEK_LEN)
-			inq = PEEK_LEN;
-		long fds = queued_fds(s);
-		if (fds == 0) {
-			*want = (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
+		if (bulk_check(s, d, want)) {
+			d->bulk = true;
 			return 1;
 		}
 		n = peek(s->fd, PEEK_MAX, &ct);
@@ -326,6 +340,34 @@ static int clean_bytes(struct pvx_proxy *p, struct dir *d, size_t *want)
 		return (int)c;
 	*want = (size_t)c;
 	return 1;
+}
+
+/* Pipes are made on the first bulk read: request/response connections never need them, and
+ * idle connections then cost no pipe buffers. */
+static int open_pipe(struct dir *d)
+{
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	/* A big pipe lets one splice move a large chunk; failing to grow it (limits) only costs
+	 * throughput. */
+	int sz = fcntl(d->pipe[1], F_SETPIPE_SZ, (int)PVX_PIPE_SIZE);
+	if (sz < 0)
+		sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
+	d->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+	return 0;
+}
+
+/* Consumes n plain bytes (known free of ancillary data) into the message buffer. */
+static int read_small(struct pvx_proxy *p, struct dir *d, size_t n)
+{
+	if (!d->buf && !(d->buf = malloc(MSG_BUF)))
+		return -ENOMEM;
+	ssize_t r = recv(p->s[d->from].fd, d->buf, n, MSG_DONTWAIT);
+	if (r < 0)
+		return transient(errno) ? 0 : -errno;
+	d->len = (size_t)r;
+	d->off = 0;
+	return 0;
 }
 
 /* Moves as much as possible in direction di. Returns <0 on a fatal error. */
@@ -354,6 +396,12 @@ static int pump(struct pvx_proxy *p, int di)
 			continue;
 		}
 		d->want_wr = false;
+		if (d->drained) {
+			/* level-triggered poll tells us when more arrives: no EAGAIN round trip */
+			d->drained = false;
+			d->want_rd = true;
+			return 0;
+		}
 		if (d->eof) {
 			if (!d->shut) {
 				d->shut = true;
@@ -379,6 +427,19 @@ static int pump(struct pvx_proxy *p, int di)
 				return 0;
 			continue;
 		}
+		if (want < PEEK_LEN) {
+			/* Small and the queue was drained at the peek: a plain copy is cheaper than
+			 * two splices, and there is nothing left to read until the next wake-up. */
+			rc = read_small(p, d, want);
+			if (rc < 0)
+				return rc;
+			d->drained = true;
+			continue;
+		}
+		if (d->pipe[0] < 0 && (rc = open_pipe(d)) < 0)
+			return rc;
+		if (want > d->pipe_cap)
+			want = d->pipe_cap;
 		ssize_t n = splice(p->s[d->from].fd, NULL, d->pipe[1], NULL, want,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n < 0) {
@@ -418,9 +479,12 @@ static void update_polls(struct pvx_proxy *p)
 	}
 }
 
-static void run(struct pvx_proxy *p)
+/* Pumps the directions in mask (bit i = direction i). */
+static void run(struct pvx_proxy *p, int mask)
 {
 	for (int i = 0; i < 2; i++) {
+		if (!(mask & (1 << i)))
+			continue;
 		int rc = pump(p, i);
 		if (rc < 0) {
 			pvx_log(PVX_DEBUG, "proxy: %s", strerror(-rc));
@@ -446,11 +510,17 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 		shutdown_all(p, true);
 		return;
 	}
-	if (events & UV_READABLE)
+	int mask = 0;
+	if (events & UV_READABLE) {
 		p->d[i].want_rd = false;
-	if (events & UV_WRITABLE)
+		mask |= 1 << i;
+	}
+	if (events & UV_WRITABLE) {
 		p->d[1 - i].want_wr = false;
-	run(p);
+		mask |= 1 << (1 - i);
+	}
+	/* Only the directions this event can move: an idle direction costs no syscall. */
+	run(p, mask ? mask : 3);
 }
 
 int pvx_proxy_start(uv_loop_t *loop, int a, int b, pvx_proxy_close_cb cb, void *opaque,
@@ -474,17 +544,15 @@ int pvx_proxy_start(uv_loop_t *loop, int a, int b, pvx_proxy_close_cb cb, void *
 		d->from = i;
 		d->to = 1 - i;
 		d->pipe[0] = d->pipe[1] = -1;
-		if (rc == 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
-			rc = -errno;
-		if (rc == 0) {
-			/* A big pipe lets one splice move a large chunk; failing to grow it
-			 * (limits) only costs throughput. */
-			int sz = fcntl(d->pipe[1], F_SETPIPE_SZ, (int)PVX_PIPE_SIZE);
-			if (sz < 0)
-				sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
-			d->pipe_cap = sz > 0 ? (size_t)sz : 65536;
-		}
+		d->pipe_cap = PVX_PIPE_SIZE; /* until the pipe exists */
 		d->want_rd = true;
+	}
+	/* Bigger socket buffers let one splice move more per wake-up (the unix default is ~208
+	 * KiB); like the pipes they are a fixed per-connection bound, not growth. */
+	for (int i = 0; i < 2; i++) {
+		int v = PVX_SOCK_BUF;
+		if (setsockopt(p->s[i].fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+			setsockopt(p->s[i].fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 	}
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		p->s[i].p = p;

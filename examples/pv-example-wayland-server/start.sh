@@ -4,6 +4,8 @@
 set -eu
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/run}
 ini=${PV_EXAMPLE_WESTON_INI:-/etc/xdg/weston/weston.ini}
+# Weston looks a relative --config up in its own search path, not in the current directory.
+case $ini in /*) ;; *) ini=$PWD/$ini ;; esac
 mkdir -p "$XDG_RUNTIME_DIR"
 # Weston refuses a runtime dir that others can write to.
 chmod 0700 "$XDG_RUNTIME_DIR"

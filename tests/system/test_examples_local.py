@@ -35,10 +35,10 @@ class Procs:
         self.tmp = tmp
         self.procs = []
 
-    def start(self, name, argv, env=None, check=True):
+    def start(self, name, argv, env=None, check=True, cwd=None):
         log = os.path.join(self.tmp, name + ".log")
         out = open(log, "w")
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                              start_new_session=True)
         out.close()
         p.log = log
@@ -490,11 +490,13 @@ def weston(tmp, procs):
     runtime = os.path.join(tmp, "xdg")
     os.mkdir(runtime, 0o700)
     ex = os.path.join(EXAMPLES, "pv-example-wayland-server")
+    # A relative ini path, as in docs/EXAMPLES.md: start.sh must resolve it against its cwd.
     env = dict(os.environ, XDG_RUNTIME_DIR=runtime,
-               PV_EXAMPLE_WESTON_INI=os.path.join(ex, "weston.ini"))
+               PV_EXAMPLE_WESTON_INI="pv-example-wayland-server/weston.ini")
     env.pop("WAYLAND_DISPLAY", None)
     env.pop("DISPLAY", None)
-    w = procs.start("weston", [os.path.join(ex, "start.sh")], env=env, check=False)
+    w = procs.start("weston", [os.path.join(ex, "start.sh")], env=env, check=False,
+                    cwd=EXAMPLES)
     sock = os.path.join(runtime, "wayland-0")
     wait_path(sock, 20)
     assert w.poll() is None, read(w.log)

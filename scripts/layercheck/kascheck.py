@@ -76,6 +76,35 @@ def _recipe_exists(layers, target):
     return False
 
 
+# Keys kas added after format 16 (kas-format-changelog(1) of the kas package): a format-16 file
+# using them would be read by our kas 4.8.1 but not by an older kas 4.x that accepts format 16.
+NEWER_TOP_KEYS = {'artifacts': 17, 'signers': 19}
+NEWER_REPO_KEYS = {'signed': 19, 'allowed_signers': 19}
+
+
+def check_format_keys(rel, raw, findings):
+    """Keys newer than KAS_FORMAT, and the deprecated refspec, in one file as written."""
+    if not isinstance(raw, dict):
+        return
+    for key, since in NEWER_TOP_KEYS.items():
+        if key in raw:
+            findings.append('%s: "%s" needs kas format %d; our files are format %d'
+                            % (rel, key, since, KAS_FORMAT))
+    repos = dict(raw.get('repos') or {})
+    defaults = ((raw.get('defaults') or {}).get('repos')) or {}
+    for name, repo in list(repos.items()) + [('defaults', defaults)]:
+        repo = repo or {}
+        for key, since in NEWER_REPO_KEYS.items():
+            if key in repo:
+                findings.append('%s: repo %s: "%s" needs kas format %d' % (rel, name, key, since))
+        for key in ('tag', 'branch'):
+            if key in repo and repo[key] is None:
+                findings.append('%s: repo %s: "%s: null" needs kas format 18' % (rel, name, key))
+        if 'refspec' in repo:
+            findings.append('%s: repo %s: "refspec" is deprecated since format 14; use commit/'
+                            'branch' % (rel, name))
+
+
 def check_config(root, path, rel, cfg, findings, all_layers):
     """Our rules on one merged config (the file plus everything it includes). A fragment that
     does not name our repository is checked against the layers the other configs name."""
@@ -157,6 +186,7 @@ def check(root, kas_lib):
         except yaml.YAMLError as e:
             findings.append('%s: %s' % (rel, str(e).replace('\n', ' ')))
             continue
+        check_format_keys(rel, raw, findings)
         version = ((raw or {}).get('header') or {}).get('version')
         if version != KAS_FORMAT:
             findings.append('%s: header.version is %r; our configs use format %d (kas 4.x)'

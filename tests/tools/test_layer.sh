@@ -188,6 +188,10 @@ d=$(mkcopy kas-version)
 sed -i 's/^  version: 16/  version: 99/' "$d/kas/machines/qemuarm64.yaml"
 expect_fail kas-version kas 'qemuarm64.yaml: header.version is 99'
 
+d=$(mkcopy kas-newer-key)
+printf 'artifacts:\n  image: tmp/deploy/images/x.tar\n' >>"$d/kas/device.yaml"
+expect_fail kas-newer-key kas 'kas/device.yaml: "artifacts" needs kas format 17'
+
 d=$(mkcopy kas-unknown-target)
 sed -i 's/^  - pantavisor-appengine-image/  - pantavisor-appengine-imag/' "$d/kas/appengine.yaml"
 expect_fail kas-unknown-target kas 'target "pantavisor-appengine-imag" is not a recipe'

@@ -12,8 +12,8 @@
 enum pv_config_level {
 	PV_CFG_DEFAULT = 0,
 	PV_CFG_ARGS,
-	PV_CFG_PV_CONF,   /* /etc/pantavisor.config */
-	PV_CFG_PH_CONF,   /* pantahub.config */
+	PV_CFG_PV_CONF, /* /etc/pantavisor.config */
+	PV_CFG_PH_CONF, /* pantahub.config */
 	PV_CFG_PH_CLIENT,
 	PV_CFG_POLICY,
 	PV_CFG_OEM,
@@ -64,7 +64,7 @@ char *pv_config_emit(const struct pv_config *c);
 char *pv_config_emit2(const struct pv_config *c);
 
 /* Parsing helpers shared by config users. */
-int pv_parse_bool(const char *s, bool *out);    /* 1/0/true/false/yes/no/on/off */
-int pv_parse_seconds(const char *s, int *out);  /* 30, 30s, 10min, 1h, 1d */
+int pv_parse_bool(const char *s, bool *out);   /* 1/0/true/false/yes/no/on/off */
+int pv_parse_seconds(const char *s, int *out); /* 30, 30s, 10min, 1h, 1d */
 
 #endif

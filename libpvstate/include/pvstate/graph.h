@@ -13,17 +13,17 @@
 enum pv_link_state { PV_LINK_UNKNOWN = 0, PV_LINK_PENDING, PV_LINK_UP, PV_LINK_ERROR };
 
 struct pv_link {
-	char *type;      /* the provider export's type */
+	char *type; /* the provider export's type */
 	char *name;
 	char *consumer;
 	int consumer_pid; /* 0 when not running */
 	char *provider;
 	int provider_pid;
-	char *role;      /* default "any" */
+	char *role;	 /* default "any" */
 	char *interface; /* default = type */
-	char *target;    /* may be NULL (emitted as null) */
+	char *target;	 /* may be NULL (emitted as null) */
 	char *socket;
-	char *mode;      /* "direct" | "mediated" | NULL (our extension, emitted only if set) */
+	char *mode; /* "direct" | "mediated" | NULL (our extension, emitted only if set) */
 	/* live status, filled by pv-xconnect; emitted only when state != PV_LINK_UNKNOWN */
 	enum pv_link_state state;
 	char *error;
@@ -59,7 +59,7 @@ bool pv_link_equal(const struct pv_link *a, const struct pv_link *b);
 
 /* Differences new vs old. Pointers point into the two graphs (not owned). */
 struct pv_graph_diff {
-	const struct pv_link **added;   /* in new only */
+	const struct pv_link **added; /* in new only */
 	size_t n_added;
 	const struct pv_link **removed; /* in old only */
 	size_t n_removed;

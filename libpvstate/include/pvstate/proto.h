@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "pvstate/error.h"
+#include "pvstate/graph.h"
 
 #define PV_PROTO_HDR_LEN     4
 #define PV_PROTO_MAX_DEFAULT (16u * 1024 * 1024)
@@ -23,7 +24,7 @@ int pv_proto_frame(const char *payload, size_t len, size_t max, char **out, size
 struct pv_proto_decoder {
 	char *buf;
 	size_t len, cap;
-	size_t max; /* biggest payload accepted */
+	size_t max;  /* biggest payload accepted */
 	bool broken; /* a framing error happened: the stream must be closed */
 };
 
@@ -43,13 +44,15 @@ enum pv_msg_kind { PV_MSG_REQUEST = 0, PV_MSG_REPLY, PV_MSG_EVENT };
  * can forward them without knowing their shape; the op-specific parsers below read them. */
 struct pv_msg {
 	enum pv_msg_kind kind;
-	char op[48];     /* requests and events */
-	uint64_t id;     /* requests and replies */
-	int status;      /* replies: HTTP-like code */
-	char *args;      /* requests: JSON object text or NULL */
-	char *body;      /* replies: JSON text or NULL; events: the whole event object */
-	char *error;     /* replies with status >= 400: message */
-	char *content_type; /* replies: body media type when not JSON (e.g. text/plain), else NULL */
+	char op[48];	    /* requests and events */
+	uint64_t id;	    /* requests and replies */
+	int status;	    /* replies: HTTP-like code */
+	char *args;	    /* requests: JSON object text or NULL */
+	char *body;	    /* replies: JSON text or NULL; events: the whole event object */
+	char *error;	    /* replies with status >= 400: message */
+	char *content_type; /* replies: body media type when not JSON (e.g. text/plain), else NULL;
+			     * then body holds the decoded text itself, not JSON */
+	void *priv; /* libpvstate's parsed tree of args/event (for the pv_msg_arg_* helpers) */
 };
 
 void pv_msg_free(struct pv_msg *m);
@@ -70,5 +73,34 @@ bool pv_msg_op_known(const char *op);
 
 /* Builds {"Error":"message"}: the body of every pv-ctrl error. Caller frees. */
 char *pv_msg_http_error_body(const char *message);
+
+/* ---- typed access to a parsed request's args (nobody else touches cJSON) ----
+ * 0 and the value; -ENOENT when the member is absent (or null); -EINVAL when it has another
+ * type. Strings point into the message and live until pv_msg_free. */
+int pv_msg_arg_str(const struct pv_msg *m, const char *name, const char **out);
+int pv_msg_arg_int(const struct pv_msg *m, const char *name, int64_t *out);
+int pv_msg_arg_bool(const struct pv_msg *m, const char *name, bool *out);
+/* Any member as compact JSON text (malloc'd). */
+int pv_msg_arg_json(const struct pv_msg *m, const char *name, char **out);
+
+/* The args object of a request as JSON text, built from name/value string pairs:
+ * pv_msg_args_str(2, "name", "nginx", "action", "stop"). NULL values are emitted as null. */
+char *pv_msg_args_str(size_t n_pairs, ...);
+
+/* ---- graph push and live status ---- */
+
+/* {"op":"graph","generation":N,"links":[...]} (links without status). Caller frees. */
+char *pv_msg_graph_event(uint64_t generation, const struct pv_graph *g);
+/* Reads a parsed graph event (m->kind == PV_MSG_EVENT, op "graph") into *out (generation set). */
+int pv_msg_parse_graph_event(const struct pv_msg *m, struct pv_graph *out, struct pv_error *err);
+/* The request {"op":"link-status","id":id,"args":{"links":[{consumer,name,target,state,
+ * error?}]}} for n links (only those members and the status are read). Caller frees. */
+char *pv_msg_link_status(uint64_t id, const struct pv_link *links, size_t n);
+/* Reads a parsed link-status request into out->links (consumer, name, target, state, error
+ * filled; other members NULL/0). */
+int pv_msg_parse_link_status(const struct pv_msg *m, struct pv_graph *out, struct pv_error *err);
+
+/* Body of a whois reply: {"container": name|null, "roles": [roles...]}. Caller frees. */
+char *pv_msg_whois_body(const char *container, const char *const *roles, size_t n_roles);
 
 #endif

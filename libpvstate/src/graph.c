@@ -1,0 +1,411 @@
+/* graph.c: the xconnect graph (spec §9): built from a parsed state and the running pids,
+ * emitted/parsed with upstream's member names, and diffed by (consumer, name, target). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "graph_int.h"
+#include "pvstate/graph.h"
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return !strcmp(a, b);
+}
+
+void pv_link_free(struct pv_link *l)
+{
+	if (!l)
+		return;
+	free(l->type);
+	free(l->name);
+	free(l->consumer);
+	free(l->provider);
+	free(l->role);
+	free(l->interface);
+	free(l->target);
+	free(l->socket);
+	free(l->mode);
+	free(l->error);
+	memset(l, 0, sizeof(*l));
+}
+
+int pv_link_copy(struct pv_link *dst, const struct pv_link *src)
+{
+	bool oom = false;
+	memset(dst, 0, sizeof(*dst));
+	dst->type = dup_or_null(src->type, &oom);
+	dst->name = dup_or_null(src->name, &oom);
+	dst->consumer = dup_or_null(src->consumer, &oom);
+	dst->consumer_pid = src->consumer_pid;
+	dst->provider = dup_or_null(src->provider, &oom);
+	dst->provider_pid = src->provider_pid;
+	dst->role = dup_or_null(src->role, &oom);
+	dst->interface = dup_or_null(src->interface, &oom);
+	dst->target = dup_or_null(src->target, &oom);
+	dst->socket = dup_or_null(src->socket, &oom);
+	dst->mode = dup_or_null(src->mode, &oom);
+	dst->state = src->state;
+	dst->error = dup_or_null(src->error, &oom);
+	if (oom) {
+		pv_link_free(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void pv_graph_free(struct pv_graph *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n_links; i++)
+		pv_link_free(&g->links[i]);
+	free(g->links);
+	memset(g, 0, sizeof(*g));
+}
+
+const char *pv_link_state_str(enum pv_link_state s)
+{
+	switch (s) {
+	case PV_LINK_UP:
+		return "up";
+	case PV_LINK_PENDING:
+		return "pending";
+	case PV_LINK_ERROR:
+		return "error";
+	default:
+		return "unknown";
+	}
+}
+
+static int link_state_from_str(const char *s, enum pv_link_state *out)
+{
+	static const enum pv_link_state all[] = {PV_LINK_UNKNOWN, PV_LINK_PENDING, PV_LINK_UP,
+						 PV_LINK_ERROR};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (!strcmp(s, pv_link_state_str(all[i]))) {
+			*out = all[i];
+			return 0;
+		}
+	return -EINVAL;
+}
+
+bool pv_link_same_key(const struct pv_link *a, const struct pv_link *b)
+{
+	return str_eq(a->consumer, b->consumer) && str_eq(a->name, b->name) &&
+	       str_eq(a->target, b->target);
+}
+
+bool pv_link_equal(const struct pv_link *a, const struct pv_link *b)
+{
+	return pv_link_same_key(a, b) && str_eq(a->type, b->type) &&
+	       a->consumer_pid == b->consumer_pid && str_eq(a->provider, b->provider) &&
+	       a->provider_pid == b->provider_pid && str_eq(a->role, b->role) &&
+	       str_eq(a->interface, b->interface) && str_eq(a->socket, b->socket) &&
+	       str_eq(a->mode, b->mode);
+}
+
+/* ---- build ---- */
+
+static int pid_of(const struct pv_pid *pids, size_t n, const char *name)
+{
+	for (size_t i = 0; pids && i < n; i++)
+		if (pids[i].name && !strcmp(pids[i].name, name))
+			return pids[i].pid;
+	return 0;
+}
+
+static int graph_push(struct pv_graph *g, size_t *cap)
+{
+	if (g->n_links < *cap)
+		return 0;
+	size_t nc = *cap ? *cap * 2 : 8;
+	struct pv_link *nl = realloc(g->links, nc * sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	g->links = nl;
+	*cap = nc;
+	return 0;
+}
+
+int pv_graph_build(const struct pv_state *s, const struct pv_pid *pids, size_t n_pids,
+		   struct pv_graph *out, struct pv_error *err)
+{
+	size_t cap = 0;
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return pv_error_set(err, -EINVAL, "graph: no state");
+	/* Order: consumer (state order) > requirement (required, then optional, as the parser
+	 * stores them) > provider (state order). Same state => byte-identical emit. */
+	for (size_t c = 0; c < s->n_containers; c++) {
+		const struct pv_container *cons = &s->containers[c];
+		for (size_t r = 0; r < cons->n_requires; r++) {
+			const struct pv_service_req *req = &cons->requires[r];
+			if (!req->name)
+				continue;
+			for (size_t p = 0; p < s->n_containers; p++) {
+				const struct pv_container *prov = &s->containers[p];
+				for (size_t e = 0; e < prov->n_exports; e++) {
+					const struct pv_service_export *ex = &prov->exports[e];
+					if (!ex->name || strcmp(ex->name, req->name))
+						continue;
+					if (graph_push(out, &cap) < 0)
+						goto oom;
+					struct pv_link l = {0};
+					bool oom = false;
+					const char *type = ex->type ? ex->type : "";
+					l.type = dup_or_null(type, &oom);
+					l.name = dup_or_null(req->name, &oom);
+					l.consumer = dup_or_null(cons->name, &oom);
+					l.consumer_pid = pid_of(pids, n_pids, cons->name);
+					l.provider = dup_or_null(prov->name, &oom);
+					l.provider_pid = pid_of(pids, n_pids, prov->name);
+					l.role = dup_or_null(req->role ? req->role : "any", &oom);
+					l.interface = dup_or_null(
+					    req->interface ? req->interface : type, &oom);
+					l.target = dup_or_null(req->target, &oom);
+					l.socket = dup_or_null(ex->socket, &oom);
+					l.mode =
+					    dup_or_null(req->mode ? req->mode : ex->mode, &oom);
+					if (oom) {
+						pv_link_free(&l);
+						goto oom;
+					}
+					out->links[out->n_links++] = l;
+				}
+			}
+		}
+	}
+	return 0;
+oom:
+	pv_graph_free(out);
+	return pv_error_set(err, -ENOMEM, "graph: out of memory");
+}
+
+/* ---- emit ---- */
+
+static bool add_str_or_null(cJSON *o, const char *k, const char *v)
+{
+	return v ? cJSON_AddStringToObject(o, k, v) != NULL : cJSON_AddNullToObject(o, k) != NULL;
+}
+
+static cJSON *link_to_json(const struct pv_link *l, bool with_status)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	bool ok =
+	    add_str_or_null(o, "consumer", l->consumer) &&
+	    cJSON_AddNumberToObject(o, "consumer_pid", l->consumer_pid) &&
+	    add_str_or_null(o, "provider", l->provider) &&
+	    cJSON_AddNumberToObject(o, "provider_pid", l->provider_pid) &&
+	    add_str_or_null(o, "name", l->name) && add_str_or_null(o, "type", l->type) &&
+	    add_str_or_null(o, "role", l->role) && add_str_or_null(o, "interface", l->interface) &&
+	    add_str_or_null(o, "target", l->target) && add_str_or_null(o, "socket", l->socket);
+	if (ok && l->mode)
+		ok = cJSON_AddStringToObject(o, "mode", l->mode) != NULL;
+	/* A status nobody reported yet is left out rather than guessed. */
+	if (ok && with_status && l->state != PV_LINK_UNKNOWN) {
+		ok = cJSON_AddStringToObject(o, "state", pv_link_state_str(l->state)) != NULL;
+		if (ok && l->error)
+			ok = cJSON_AddStringToObject(o, "error", l->error) != NULL;
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The links as a cJSON array (proto.c builds graph events from it). */
+cJSON *pv_graph_to_cjson(const struct pv_link *links, size_t n, bool with_status)
+{
+	cJSON *a = cJSON_CreateArray();
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = link_to_json(&links[i], with_status);
+		if (!o || !cJSON_AddItemToArray(a, o)) {
+			cJSON_Delete(o);
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+char *pv_graph_emit(const struct pv_graph *g, bool with_status)
+{
+	cJSON *a = pv_graph_to_cjson(g ? g->links : NULL, g ? g->n_links : 0, with_status);
+	if (!a)
+		return NULL;
+	char *s = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	return s;
+}
+
+/* ---- parse ---- */
+
+/* Reads member k of o into *dst. Missing or null -> def (copied); wrong type -> message. */
+static int get_str(const cJSON *o, size_t idx, const char *k, bool required, const char *def,
+		   char **dst, struct pv_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	if (!v || cJSON_IsNull(v)) {
+		if (required)
+			return pv_error_set(err, -EINVAL, "graph: links[%zu].%s: missing", idx, k);
+		if (def && !(*dst = strdup(def)))
+			return pv_error_set(err, -ENOMEM, "graph: out of memory");
+		return 0;
+	}
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return pv_error_set(err, -EINVAL, "graph: links[%zu].%s: not a string", idx, k);
+	if (!(*dst = strdup(v->valuestring)))
+		return pv_error_set(err, -ENOMEM, "graph: out of memory");
+	return 0;
+}
+
+static int get_pid(const cJSON *o, size_t idx, const char *k, int *dst, struct pv_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	*dst = 0;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+		return pv_error_set(err, -EINVAL, "graph: links[%zu].%s: not an integer", idx, k);
+	*dst = (int)v->valuedouble;
+	return 0;
+}
+
+/* Parses one links array (proto.c reuses it for graph events). */
+int pv_graph_from_cjson(const cJSON *a, struct pv_graph *out, struct pv_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!cJSON_IsArray(a))
+		return pv_error_set(err, -EINVAL, "graph: not a JSON array of links");
+	size_t n = (size_t)cJSON_GetArraySize(a);
+	out->links = calloc(n ? n : 1, sizeof(*out->links));
+	if (!out->links)
+		return pv_error_set(err, -ENOMEM, "graph: out of memory");
+	size_t i = 0;
+	const cJSON *o;
+	int r = 0;
+	cJSON_ArrayForEach(o, a)
+	{
+		struct pv_link *l = &out->links[i];
+		out->n_links = i + 1; /* so a failure frees what this link got */
+		if (!cJSON_IsObject(o)) {
+			r = pv_error_set(err, -EINVAL, "graph: links[%zu]: not an object", i);
+			break;
+		}
+		if ((r = get_str(o, i, "consumer", true, NULL, &l->consumer, err)) ||
+		    (r = get_str(o, i, "name", true, NULL, &l->name, err)) ||
+		    (r = get_str(o, i, "provider", true, NULL, &l->provider, err)) ||
+		    (r = get_str(o, i, "type", true, NULL, &l->type, err)) ||
+		    (r = get_pid(o, i, "consumer_pid", &l->consumer_pid, err)) ||
+		    (r = get_pid(o, i, "provider_pid", &l->provider_pid, err)) ||
+		    (r = get_str(o, i, "role", false, "any", &l->role, err)) ||
+		    (r = get_str(o, i, "interface", false, l->type, &l->interface, err)) ||
+		    (r = get_str(o, i, "target", false, NULL, &l->target, err)) ||
+		    (r = get_str(o, i, "socket", false, NULL, &l->socket, err)) ||
+		    (r = get_str(o, i, "mode", false, NULL, &l->mode, err)) ||
+		    (r = get_str(o, i, "error", false, NULL, &l->error, err)))
+			break;
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state");
+		if (st && !cJSON_IsNull(st)) {
+			if (!cJSON_IsString(st) ||
+			    link_state_from_str(st->valuestring, &l->state)) {
+				r = pv_error_set(err, -EINVAL,
+						 "graph: links[%zu].state: not one of up, pending, "
+						 "error, unknown",
+						 i);
+				break;
+			}
+		}
+		i++;
+	}
+	if (r) {
+		pv_graph_free(out);
+		return r;
+	}
+	out->n_links = i;
+	return 0;
+}
+
+int pv_graph_parse(const char *json, size_t len, struct pv_graph *out, struct pv_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!json)
+		return pv_error_set(err, -EINVAL, "graph: no input");
+	cJSON *a = cJSON_ParseWithLength(json, len);
+	if (!a)
+		return pv_error_set(err, -EINVAL, "graph: not valid JSON");
+	int r = pv_graph_from_cjson(a, out, err);
+	cJSON_Delete(a);
+	return r;
+}
+
+/* ---- diff ---- */
+
+void pv_graph_diff_free(struct pv_graph_diff *d)
+{
+	if (!d)
+		return;
+	free(d->added);
+	free(d->removed);
+	free(d->changed_old);
+	free(d->changed_new);
+	memset(d, 0, sizeof(*d));
+}
+
+static const struct pv_link *find_key(const struct pv_graph *g, const struct pv_link *k)
+{
+	for (size_t i = 0; g && i < g->n_links; i++)
+		if (pv_link_same_key(&g->links[i], k))
+			return &g->links[i];
+	return NULL;
+}
+
+int pv_graph_diff(const struct pv_graph *old_g, const struct pv_graph *new_g,
+		  struct pv_graph_diff *out)
+{
+	size_t n_old = old_g ? old_g->n_links : 0, n_new = new_g ? new_g->n_links : 0;
+	memset(out, 0, sizeof(*out));
+	out->added = calloc(n_new + 1, sizeof(*out->added));
+	out->removed = calloc(n_old + 1, sizeof(*out->removed));
+	out->changed_old = calloc(n_new + 1, sizeof(*out->changed_old));
+	out->changed_new = calloc(n_new + 1, sizeof(*out->changed_new));
+	if (!out->added || !out->removed || !out->changed_old || !out->changed_new) {
+		pv_graph_diff_free(out);
+		return -ENOMEM;
+	}
+	/* Results follow the order of the graphs themselves, so the diff is deterministic. A key
+	 * is matched to its first occurrence; duplicate keys in one graph are not expected. */
+	for (size_t i = 0; i < n_new; i++) {
+		const struct pv_link *nl = &new_g->links[i];
+		const struct pv_link *ol = find_key(old_g, nl);
+		if (!ol) {
+			out->added[out->n_added++] = nl;
+		} else if (!pv_link_equal(ol, nl)) {
+			out->changed_old[out->n_changed] = ol;
+			out->changed_new[out->n_changed++] = nl;
+		}
+	}
+	for (size_t i = 0; i < n_old; i++)
+		if (!find_key(new_g, &old_g->links[i]))
+			out->removed[out->n_removed++] = &old_g->links[i];
+	return 0;
+}

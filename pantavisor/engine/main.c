@@ -212,6 +212,12 @@ static void boot(struct pv_engine *e)
 	       e->n_ctrs, e->state.n_groups);
 }
 
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
@@ -312,10 +318,12 @@ int main(int argc, char **argv)
 	uv_run(e->loop, UV_RUN_DEFAULT);
 
 	pv_ipc_stop(e);
-	uv_signal_stop(&e->sigterm);
-	uv_signal_stop(&e->sigint);
-	uv_timer_stop(&e->tick);
-	uv_timer_stop(&e->wake);
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		pv_watch_stop(&e->ctrs[i]);
+	/* close every handle and let their close callbacks free what they own */
+	uv_walk(e->loop, close_walk_cb, NULL);
+	uv_run(e->loop, UV_RUN_DEFAULT);
+	uv_loop_close(e->loop);
 	pv_log(PV_LOG_INFO, "engine", "exit %d", e->exit_code);
 	pv_log_close();
 	if (e->have_state)

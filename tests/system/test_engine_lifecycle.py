@@ -8,6 +8,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -138,8 +139,9 @@ class Env:
         log = open(os.path.join(self.root, "engine-%d.err" % len(self.procs)), "w")
         pass_fds = ()
         if fd3 is not None:
-            # the engine finds its initctl end at fd 3: the shell moves it there, then execs
-            args = ["/bin/sh", "-c", 'exec 3<&%d; exec "$@"' % fd3, "sh"] + args
+            # the engine finds its initctl end at fd 3: a tiny wrapper moves it there, then execs
+            mover = "import os,sys; os.dup2(int(sys.argv[1]), 3); os.execv(sys.argv[2], sys.argv[2:])"
+            args = [sys.executable, "-c", mover, str(fd3)] + args
             pass_fds = (fd3,)
         p = subprocess.Popen(args, env=env, stdout=log, stderr=log, pass_fds=pass_fds)
         self.procs.append(p)
@@ -164,12 +166,12 @@ class Env:
         return {c["name"]: c for c in rep["body"]}
 
     def lxc(self, name):
-        r = subprocess.run(["lxc-info", "-n", name, "-P", self.lxcpath, "-s", "-p", "-H"],
+        r = subprocess.run(["lxc-info", "-n", name, "-P", self.lxcpath, "-s", "-p"],
                            capture_output=True, text=True)
-        lines = r.stdout.split()
-        state = lines[0] if lines else "MISSING"
-        pid = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
-        return state, pid
+        info = dict(l.split(":", 1) for l in r.stdout.splitlines() if ":" in l)
+        state = info.get("State", "MISSING").strip()
+        pid = info.get("PID", "0").strip()
+        return state, int(pid) if pid.isdigit() else 0
 
     def log(self, rev="0"):
         p = os.path.join(self.storage, "logs", rev, "pantavisor", "pantavisor.log")
@@ -280,7 +282,8 @@ def test_auto_recovery_restarts_and_counts(env):
 
 
 def test_system_container_failing_without_recovery_asks_for_reboot(env):
-    c = env.container("sy", init=CRASHER, group="app", restart_policy="system")
+    c = env.container("sy", init=CRASHER, group="app", restart_policy="system",
+                      auto_recovery={"policy": "no"})
     env.write_rev("0", c)
     # without init (no fd 3) the engine exits with PV_ENGINE_EXIT_REBOOT (10)
     p = env.start()
@@ -290,13 +293,15 @@ def test_system_container_failing_without_recovery_asks_for_reboot(env):
 
 
 def test_system_failure_uses_initctl_when_present(env):
-    c = env.container("ic", init=CRASHER, group="app", restart_policy="system")
+    c = env.container("ic", init=CRASHER, group="app", restart_policy="system",
+                      auto_recovery={"policy": "no"})
     env.write_rev("0", c)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     p = env.start(fd3=theirs.fileno())
     theirs.close()
     ours.settimeout(30)
     req = ours.recv(64)
+    assert len(req) == 36, (req, open(os.path.join(env.root, "engine-0.err")).read())
     op, name = struct.unpack("<I32s", req[:36])
     assert op == 1  # PV_INITCTL_REBOOT
     ours.send(struct.pack("<iI", 0, 0) + b"\0" * (8 * 40))
@@ -308,7 +313,8 @@ def test_system_failure_uses_initctl_when_present(env):
 
 
 def test_kill9_engine_readopts_running_containers(env):
-    c = env.container("ka", group="app", restart_policy="container")
+    c = env.container("ka", group="app", restart_policy="container",
+                      auto_recovery={"policy": "no"})
     env.write_rev("0", c)
     p = env.start()
     assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING")
@@ -367,7 +373,8 @@ def test_missing_object_is_named_and_nothing_starts(env):
 
 
 def test_corrupt_squashfs_names_container_and_file(env):
-    bad = env.container("cs", group="app", restart_policy="container")
+    bad = env.container("cs", group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"})
     good = env.container("ok", group="app", restart_policy="container")
     junk = os.path.join(env.root, "junk.squashfs")
     with open(junk, "wb") as f:

@@ -56,6 +56,89 @@ const struct pv_entry *pv_state_find_entry(const struct pv_state *s, const char 
 	return NULL;
 }
 
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp((*(const struct pv_entry *const *)a)->key,
+		      (*(const struct pv_entry *const *)b)->key);
+}
+
+static int build_entry_index(struct pv_sctx *c)
+{
+	const struct pv_state *s = c->s;
+	c->ekeys = calloc(s->n_entries ? s->n_entries : 1, sizeof(*c->ekeys));
+	if (!c->ekeys)
+		return pv_st_fail(c, "state", NULL, "out of memory");
+	for (size_t i = 0; i < s->n_entries; i++)
+		c->ekeys[i] = &s->entries[i];
+	c->n_ekeys = s->n_entries;
+	qsort(c->ekeys, c->n_ekeys, sizeof(*c->ekeys), cmp_entry);
+	return 0;
+}
+
+/* First position whose key is >= key. */
+static size_t entry_lower(const struct pv_sctx *c, const char *key)
+{
+	size_t lo = 0, hi = c->n_ekeys;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(c->ekeys[mid]->key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const struct pv_entry *pv_st_entry(const struct pv_sctx *c, const char *key)
+{
+	size_t i = entry_lower(c, key);
+	return (i < c->n_ekeys && !strcmp(c->ekeys[i]->key, key)) ? c->ekeys[i] : NULL;
+}
+
+bool pv_st_entry_prefix(const struct pv_sctx *c, const char *prefix)
+{
+	size_t i = entry_lower(c, prefix);
+	return i < c->n_ekeys && !strncmp(c->ekeys[i]->key, prefix, strlen(prefix));
+}
+
+static int cmp_cidx(const void *a, const void *b, void *arg)
+{
+	const struct pv_container *cts = arg;
+	return strcmp(cts[*(const size_t *)a].name, cts[*(const size_t *)b].name);
+}
+
+static int build_container_index(struct pv_sctx *c)
+{
+	const struct pv_state *s = c->s;
+	c->cidx = calloc(s->n_containers ? s->n_containers : 1, sizeof(size_t));
+	if (!c->cidx)
+		return pv_st_fail(c, "state", NULL, "out of memory");
+	for (size_t i = 0; i < s->n_containers; i++)
+		c->cidx[i] = i;
+	c->n_cidx = s->n_containers;
+	qsort_r(c->cidx, c->n_cidx, sizeof(size_t), cmp_cidx, s->containers);
+	return 0;
+}
+
+int pv_st_container_index(const struct pv_sctx *c, const char *name, size_t len)
+{
+	size_t lo = 0, hi = c->n_cidx;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *n = c->s->containers[c->cidx[mid]].name;
+		int r = strncmp(n, name, len);
+		if (r == 0 && n[len])
+			r = 1;
+		if (r == 0)
+			return (int)c->cidx[mid];
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -154,20 +237,16 @@ static int classify(struct pv_sctx *c, const cJSON *root, const struct pv_span *
 }
 
 /* First path component, or the <c> of _config/<c>/..., names the owning container. */
-static void set_owners(struct pv_state *s)
+static void set_owners(struct pv_sctx *c)
 {
+	struct pv_state *s = c->s;
 	for (size_t i = 0; i < s->n_entries; i++) {
 		const char *k = s->entries[i].key;
 		if (!strncmp(k, "_config/", 8))
 			k += 8;
 		const char *sl = strchr(k, '/');
-		if (!sl)
-			continue;
-		size_t l = (size_t)(sl - k);
-		for (size_t j = 0; j < s->n_containers; j++)
-			if (strlen(s->containers[j].name) == l &&
-			    !strncmp(s->containers[j].name, k, l))
-				s->entries[i].owner = (int)j;
+		if (sl)
+			s->entries[i].owner = pv_st_container_index(c, k, (size_t)(sl - k));
 	}
 }
 
@@ -180,15 +259,18 @@ static void parse_containers(struct pv_sctx *c, const cJSON *root)
 					 strncmp(it->string, "bsp/", 4)) n++;
 	s->containers = calloc(n ? n : 1, sizeof(*s->containers));
 	bool *from_rl = calloc(n ? n : 1, sizeof(bool));
-	if (!s->containers || !from_rl) {
+	c->run_member = calloc(n ? n : 1, sizeof(size_t));
+	if (!s->containers || !from_rl || !c->run_member) {
 		free(from_rl);
 		pv_st_fail(c, "state", NULL, "out of memory");
 		return;
 	}
+	size_t member = 0;
 	cJSON_ArrayForEach(it, root)
 	{
 		const char *k = it->string;
 		size_t dl = container_dir(k, "run.json");
+		member++;
 		if (!dl || !strncmp(k, "bsp/", 4))
 			continue;
 		char dir[PV_NAME_MAX + 1];
@@ -208,6 +290,7 @@ static void parse_containers(struct pv_sctx *c, const cJSON *root)
 			continue;
 		}
 		struct pv_container *ct = &s->containers[s->n_containers];
+		c->run_member[s->n_containers] = member - 1;
 		if (pv_st_container(c, k, dir, it, ct, &from_rl[s->n_containers]) < 0 &&
 		    !ct->name) {
 			pv_st_container_free(ct);
@@ -215,7 +298,11 @@ static void parse_containers(struct pv_sctx *c, const cJSON *root)
 		}
 		s->n_containers++;
 	}
-	set_owners(s);
+	if (build_container_index(c) < 0) {
+		free(from_rl);
+		return;
+	}
+	set_owners(c);
 	pv_st_assign_groups(c, from_rl);
 	free(from_rl);
 	for (size_t i = 0; i < s->n_containers; i++)
@@ -227,10 +314,12 @@ static void parse_services(struct pv_sctx *c, const cJSON *root)
 {
 	struct pv_state *s = c->s;
 	const cJSON *it;
+	size_t member = 0;
 	cJSON_ArrayForEach(it, root)
 	{
 		const char *k = it->string;
 		size_t dl = container_dir(k, "services.json");
+		member++;
 		if (!dl)
 			continue;
 		char dir[PV_NAME_MAX + 1];
@@ -240,22 +329,14 @@ static void parse_services(struct pv_sctx *c, const cJSON *root)
 		}
 		memcpy(dir, k, dl);
 		dir[dl] = '\0';
-		struct pv_container *ct = (struct pv_container *)pv_state_find_container(s, dir);
-		if (!ct) {
+		int ci = c->cidx ? pv_st_container_index(c, dir, dl) : -1;
+		if (ci < 0) {
 			pv_st_fail(c, k, NULL,
 				   "services.json without run.json (no key %s/run.json)", dir);
 			continue;
 		}
-		bool seen = false;
-		const cJSON *j;
-		cJSON_ArrayForEach(j, root)
-		{
-			if (j == it)
-				break;
-			if (container_dir(j->string, "run.json") == dl &&
-			    !strncmp(j->string, dir, dl))
-				seen = true;
-		}
+		struct pv_container *ct = &s->containers[ci];
+		bool seen = c->run_member[ci] < member - 1;
 		if (!seen) {
 			pv_st_fail(c, k, NULL,
 				   "comes before %s/run.json (state keys must be sorted)", dir);
@@ -289,7 +370,7 @@ static int parse_root(struct pv_sctx *c, const cJSON *root, const struct pv_span
 	if (!s->spec)
 		return pv_st_fail(c, "#spec", NULL, "out of memory");
 	check_duplicates(c, root, n);
-	if (classify(c, root, sp, n) < 0)
+	if (classify(c, root, sp, n) < 0 || build_entry_index(c) < 0)
 		return -EINVAL;
 	/* spec 2.2 order: device.json, then groups.json or defaults, then the BSP, then the
 	 * containers (run.json) and their services.json */
@@ -355,6 +436,9 @@ int pv_state_parse(const char *text, size_t len, const struct pv_state_opts *opt
 	} else {
 		struct pv_sctx c = {.o = opts, .s = out, .err = err, .nerr = 0};
 		rc = parse_root(&c, root, sp, n);
+		free(c.ekeys);
+		free(c.cidx);
+		free(c.run_member);
 		if (rc < 0 && err && err->code == -ENOMEM)
 			rc = -ENOMEM;
 	}

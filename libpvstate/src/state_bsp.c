@@ -30,7 +30,7 @@ static void check_file(struct pv_sctx *c, const char *field, const char *file)
 	char *k = NULL;
 	if (asprintf(&k, "bsp/%s", file) < 0)
 		return;
-	if (!pv_state_find_entry(c->s, k))
+	if (!pv_st_entry(c, k))
 		pv_st_fail(c, BSP, field, "\"%.64s\" names no key \"%.200s\" of the state", file,
 			   k);
 	free(k);

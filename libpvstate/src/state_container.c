@@ -434,11 +434,15 @@ static void check_ref(struct pv_sctx *c, const char *key, const char *field,
 		pv_st_fail(c, key, field, "out of memory");
 		return;
 	}
-	bool found = pv_state_find_entry(c->s, k) != NULL;
-	size_t kl = strlen(k);
-	/* a ".data" volume is a directory: any key below it counts */
-	for (size_t i = 0; !found && i < c->s->n_entries; i++)
-		found = !strncmp(c->s->entries[i].key, k, kl) && c->s->entries[i].key[kl] == '/';
+	bool found = pv_st_entry(c, k) != NULL;
+	if (!found) {
+		/* a ".data" volume is a directory: any key below it counts */
+		char *pre = NULL;
+		if (asprintf(&pre, "%s/", k) >= 0) {
+			found = pv_st_entry_prefix(c, pre);
+			free(pre);
+		}
+	}
 	if (!found)
 		pv_st_fail(c, key, field, "\"%.64s\" names no key \"%.200s\" of the state", ref, k);
 	free(k);

@@ -103,6 +103,11 @@ static int parse_group(struct pv_sctx *c, const char *key, size_t idx, const cJS
 	return rc ? -EINVAL : 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int parse_groups(struct pv_sctx *c, const char *key, const cJSON *arr)
 {
 	struct pv_state *s = c->s;
@@ -123,14 +128,19 @@ static int parse_groups(struct pv_sctx *c, const char *key, const cJSON *arr)
 			rc = -EINVAL;
 			continue;
 		}
-		for (size_t j = 0; j < s->n_groups; j++)
-			if (!strcmp(s->groups[j].name, g->name)) {
-				rc = pv_st_fail(c, key, "groups", "duplicate group name \"%s\"",
-						g->name);
-				break;
-			}
 		s->n_groups++;
 	}
+	/* duplicates via a sorted copy: a hostile device.json may hold millions of groups */
+	const char **names = calloc(s->n_groups ? s->n_groups : 1, sizeof(char *));
+	if (!names)
+		return pv_st_fail(c, key, "groups", "out of memory");
+	for (size_t j = 0; j < s->n_groups; j++)
+		names[j] = s->groups[j].name;
+	qsort(names, s->n_groups, sizeof(char *), cmp_name);
+	for (size_t j = 1; j < s->n_groups; j++)
+		if (!strcmp(names[j], names[j - 1]) && (j < 2 || strcmp(names[j], names[j - 2])))
+			rc = pv_st_fail(c, key, "groups", "duplicate group name \"%s\"", names[j]);
+	free(names);
 	return rc;
 }
 
@@ -163,19 +173,55 @@ int pv_st_groups(struct pv_sctx *c, const cJSON *root)
 	return default_groups(c);
 }
 
-static int find_group(const struct pv_state *s, const char *name)
+/* Group lookup by name over a sorted index built once per parse. */
+struct group_index {
+	const struct pv_group **g;
+	size_t n;
+	const struct pv_group *base;
+};
+
+static int cmp_group(const void *a, const void *b)
 {
-	for (size_t i = 0; i < s->n_groups; i++)
-		if (s->groups[i].name && !strcmp(s->groups[i].name, name))
-			return (int)i;
+	return strcmp((*(const struct pv_group *const *)a)->name,
+		      (*(const struct pv_group *const *)b)->name);
+}
+
+static int find_group(const struct group_index *gi, const char *name)
+{
+	size_t lo = 0, hi = gi->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = strcmp(gi->g[mid]->name, name);
+		if (r == 0) {
+			/* the first of equal names, as a linear search would find */
+			while (mid > 0 && !strcmp(gi->g[mid - 1]->name, name))
+				mid--;
+			return (int)(gi->g[mid] - gi->base);
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return -1;
 }
 
 void pv_st_assign_groups(struct pv_sctx *c, const bool *from_runlevel)
 {
 	struct pv_state *s = c->s;
+	struct group_index gx = {calloc(s->n_groups ? s->n_groups : 1, sizeof(void *)), 0,
+				 s->groups};
+	if (!gx.g) {
+		pv_st_fail(c, "groups", NULL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < s->n_groups; i++)
+		if (s->groups[i].name)
+			gx.g[gx.n++] = &s->groups[i];
+	/* stable order among equal names is not needed: find_group walks back to the first */
+	qsort(gx.g, gx.n, sizeof(void *), cmp_group);
 	bool root_used = false;
-	int root = find_group(s, "root");
+	int root = find_group(&gx, "root");
 	for (size_t i = 0; i < s->n_containers; i++) {
 		struct pv_container *ct = &s->containers[i];
 		ct->group_index = -1;
@@ -183,7 +229,7 @@ void pv_st_assign_groups(struct pv_sctx *c, const bool *from_runlevel)
 			continue;
 		char key[PV_NAME_MAX + 16];
 		snprintf(key, sizeof(key), "%s/run.json", ct->name);
-		int gi = find_group(s, ct->group);
+		int gi = find_group(&gx, ct->group);
 		if (gi < 0) {
 			pv_st_fail(c, key, from_runlevel[i] ? "runlevel" : "group",
 				   "\"%s\" is not a group of this state", ct->group);
@@ -203,7 +249,7 @@ void pv_st_assign_groups(struct pv_sctx *c, const bool *from_runlevel)
 			int gi;
 			if (s->default_groups) {
 				/* runlevel mode: the first group-less container is the root one */
-				gi = (!root_used && root >= 0) ? root : find_group(s, "platform");
+				gi = (!root_used && root >= 0) ? root : find_group(&gx, "platform");
 				root_used = true;
 			} else {
 				gi = s->n_groups ? (int)s->n_groups - 1 : -1;
@@ -228,4 +274,5 @@ void pv_st_assign_groups(struct pv_sctx *c, const bool *from_runlevel)
 		if (!ct->auto_recovery.set)
 			ct->auto_recovery = g->auto_recovery; /* inherited whole (spec 5.5) */
 	}
+	free(gx.g);
 }

@@ -26,7 +26,20 @@ struct pv_sctx {
 	struct pv_state *s;
 	struct pv_error *err;
 	int nerr; /* problems recorded by this parse */
+	/* sorted views so lookups stay O(log n) on hostile states with millions of keys */
+	const struct pv_entry **ekeys; /* entries by key */
+	size_t n_ekeys;
+	size_t *cidx; /* container indices by name */
+	size_t n_cidx;
+	size_t *run_member; /* per container: member index of its run.json in the text */
 };
+
+/* Lookups through the sorted views (valid once built by state.c). */
+const struct pv_entry *pv_st_entry(const struct pv_sctx *c, const char *key);
+/* True when some entry key starts with `prefix`. */
+bool pv_st_entry_prefix(const struct pv_sctx *c, const char *prefix);
+/* Index of the container named name[0..len), or -1. */
+int pv_st_container_index(const struct pv_sctx *c, const char *name, size_t len);
 
 /* Records "<key>: <field>: <problem>" (field may be NULL). Always returns -EINVAL. */
 int pv_st_fail(struct pv_sctx *c, const char *key, const char *field, const char *fmt, ...)

@@ -29,7 +29,17 @@ static size_t skip_string(const char *t, size_t len, size_t i)
 
 /* One value starting at i (depth = nesting of the enclosing container). Returns the end
  * index or 0 after recording an error. Iterative, so hostile nesting cannot grow the stack. */
-static size_t skip_value(const char *t, size_t len, size_t i, int depth, struct pv_error *err)
+/* Counts values (containers and separators) against PV_STATE_MAX_VALUES. */
+static bool too_many(size_t *values, struct pv_error *err)
+{
+	if (++*values <= PV_STATE_MAX_VALUES)
+		return false;
+	pv_error_set(err, -E2BIG, "state: more than %u JSON values", PV_STATE_MAX_VALUES);
+	return true;
+}
+
+static size_t skip_value(const char *t, size_t len, size_t i, int depth, size_t *values,
+			 struct pv_error *err)
 {
 	if (i >= len) {
 		pv_error_set(err, -EINVAL, "state: truncated JSON at byte %zu", i);
@@ -67,6 +77,8 @@ static size_t skip_value(const char *t, size_t len, size_t i, int depth, struct 
 			i = e;
 			continue;
 		}
+		if ((ch == '{' || ch == '[' || ch == ',') && too_many(values, err))
+			return 0;
 		if (ch == '{' || ch == '[') {
 			if (++d > PV_STATE_MAX_DEPTH) {
 				pv_error_set(
@@ -97,7 +109,7 @@ int pv_state_scan(const char *t, size_t len, struct pv_span **spans, size_t *n,
 	if (i >= len || t[i] != '{')
 		return pv_error_set(err, -EINVAL, "state: not a JSON object");
 	i++;
-	size_t cap = 0;
+	size_t cap = 0, values = 0;
 	struct pv_span *v = NULL;
 	for (;;) {
 		i = skip_ws(t, len, i);
@@ -115,10 +127,14 @@ int pv_state_scan(const char *t, size_t len, struct pv_span **spans, size_t *n,
 			goto bad;
 		i = skip_ws(t, len, i + 1);
 		size_t s = i;
-		i = skip_value(t, len, i, 1, err);
+		if (too_many(&values, err)) {
+			free(v);
+			return -E2BIG;
+		}
+		i = skip_value(t, len, i, 1, &values, err);
 		if (!i) {
 			free(v);
-			return -EINVAL;
+			return values > PV_STATE_MAX_VALUES ? -E2BIG : -EINVAL;
 		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;

@@ -74,20 +74,33 @@ int pv_st_services(struct pv_sctx *c, const char *key, const cJSON *val, struct 
 	return rc ? -EINVAL : 0;
 }
 
-static bool exported(const struct pv_state *s, const char *name)
+static int cmp_name(const void *a, const void *b)
 {
-	for (size_t i = 0; i < s->n_containers; i++)
-		for (size_t j = 0; j < s->containers[i].n_exports; j++) {
-			const char *n = s->containers[i].exports[j].name;
-			if (n && !strcmp(n, name))
-				return true;
-		}
-	return false;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool exported(const char *const *names, size_t n, const char *name)
+{
+	return bsearch(&name, names, n, sizeof(char *), cmp_name) != NULL;
 }
 
 void pv_st_services_check(struct pv_sctx *c)
 {
 	const struct pv_state *s = c->s;
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_containers; i++)
+		n += s->containers[i].n_exports;
+	const char **names = calloc(n ? n : 1, sizeof(char *));
+	if (!names) {
+		pv_st_fail(c, "services.json", NULL, "out of memory");
+		return;
+	}
+	n = 0;
+	for (size_t i = 0; i < s->n_containers; i++)
+		for (size_t j = 0; j < s->containers[i].n_exports; j++)
+			if (s->containers[i].exports[j].name)
+				names[n++] = s->containers[i].exports[j].name;
+	qsort(names, n, sizeof(char *), cmp_name);
 	for (size_t i = 0; i < s->n_containers; i++) {
 		const struct pv_container *ct = &s->containers[i];
 		char key[PV_NAME_MAX + 16];
@@ -101,7 +114,7 @@ void pv_st_services_check(struct pv_sctx *c)
 			snprintf(f, sizeof(f), "services.required[%zu]", ri++);
 			if (c->o->hosted_system_bus && !strcmp(r->name, "system-bus"))
 				continue;
-			if (!exported(s, r->name))
+			if (!exported(names, n, r->name))
 				pv_st_fail(
 				    c, key, f,
 				    "service \"%s\" required by container %s is not exported "
@@ -109,7 +122,8 @@ void pv_st_services_check(struct pv_sctx *c)
 				    r->name, ct->name);
 		}
 	}
-	if (c->o->hosted_system_bus && exported(s, "system-bus"))
+	if (c->o->hosted_system_bus && exported(names, n, "system-bus"))
 		pv_st_fail(c, "services.json", NULL,
 			   "a container exports \"system-bus\", which shadows the hosted D-Bus");
+	free(names);
 }

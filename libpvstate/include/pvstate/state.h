@@ -15,6 +15,7 @@
 /* Hard limits that keep hostile input bounded. */
 #define PV_STATE_MAX_BYTES   (64u * 1024 * 1024) /* a whole state JSON */
 #define PV_STATE_MAX_DEPTH   64                  /* JSON nesting */
+#define PV_STATE_MAX_VALUES  (1000u * 1000)      /* JSON values (bounds cJSON's tree memory) */
 #define PV_STATE_MAX_STRING  4096                /* any single string field we keep */
 #define PV_NAME_MAX	     64                  /* container / group / service names */
 

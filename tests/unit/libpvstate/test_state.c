@@ -247,7 +247,18 @@ static void test_limits(void **st)
 	/* depth 63 (+ the outer object) is within the limit */
 	assert_int_equal(pv_state_parse(t, n, &o, &s, &e), 0);
 	pv_state_free(&s);
-	free(t);
+
+	/* a small text with a huge number of values: refused before cJSON builds its tree */
+	n = (size_t)sprintf(t, "{\"#spec\":\"pantavisor-service-system@1\",\"a.json\":[");
+	for (size_t i = 0; i < PV_STATE_MAX_VALUES + 10; i++) {
+		t[n++] = '0';
+		t[n++] = ',';
+	}
+	memcpy(t + n, "0]}", 3);
+	n += 3;
+	assert_int_equal(pv_state_parse(t, n, NULL, &s, &e), -E2BIG);
+	assert_true(has_msg(&e, "more than 1000000 JSON values"));
+	pv_error_clear(&e);
 
 	/* NUL bytes, empty input, NULL text */
 	assert_int_equal(pv_state_parse("{\"#spec\"\0}", 10, NULL, &s, &e), -EINVAL);
@@ -257,6 +268,7 @@ static void test_limits(void **st)
 	pv_error_clear(&e);
 	assert_int_equal(pv_state_parse(NULL, 0, NULL, &s, &e), -EINVAL);
 	pv_error_clear(&e);
+	free(t);
 }
 
 static void test_groups_defaulting(void **st)

@@ -1,11 +1,11 @@
 /* plumbing.c: everything pv-xconnect does inside other mount namespaces: listening sockets,
  * bind mounts and device nodes injected at a consumer's target, their removal, provider access.
  *
- * Why a forked child: setns(CLONE_NEWNS) changes the whole calling thread's view of the file
- * system and is refused in a thread that shares its fs struct; doing it in the loop thread would
- * also leave the daemon inside a container. A short-lived child (fork, setns, a handful of
- * syscalls, _exit) is single-threaded, cannot leak its namespace to the daemon and hands the
- * result (an fd via SCM_RIGHTS, an inode identity and a message) back over a socketpair.
+ * Why a dedicated thread: setns(CLONE_NEWNS) changes the calling thread's whole view of the file
+ * system; done in the loop thread it would leave the daemon inside a container. A thread with a
+ * private fs struct joins the consumer's namespace, does a handful of syscalls, rejoins ours and
+ * hands back the result (an fd, an inode identity, a message). On this class of machine a fork
+ * per injection costs 1.5-4 ms against ~0.1 ms for the thread round trip.
  *
  * Why no plain paths: a consumer owns its file system and may plant symlinks anywhere. Every
  * component is walked with openat2(RESOLVE_NO_SYMLINKS) from the namespace root, new entries are
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -72,53 +73,6 @@ static void res_fail(struct ns_result *r, int rc, const char *fmt, ...)
 /* Work done in the child; returns an fd to hand back or -1. */
 typedef int (*ns_fn)(void *arg, struct ns_result *r);
 
-static void send_result(int sock, const struct ns_result *r, int fd)
-{
-	struct iovec iov = {.iov_base = (void *)r, .iov_len = sizeof(*r)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&u, 0, sizeof(u));
-		m.msg_control = u.buf;
-		m.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	while (sendmsg(sock, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
-}
-
-static int recv_result(int sock, struct ns_result *r, int *fd)
-{
-	struct iovec iov = {.iov_base = r, .iov_len = sizeof(*r)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &iov,
-			   .msg_iovlen = 1,
-			   .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
-	ssize_t n;
-	*fd = -1;
-	do
-		n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(*r))
-		return -EPROTO;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(fd, CMSG_DATA(c), sizeof(int));
-	r->msg[sizeof(r->msg) - 1] = '\0';
-	return 0;
-}
-
 static int open_ns(pid_t pid, int *fd, struct pv_error *err)
 {
 	char p[64];
@@ -129,51 +83,115 @@ static int open_ns(pid_t pid, int *fd, struct pv_error *err)
 	return 0;
 }
 
-/* Forks, joins ns_fd (if >= 0) and runs fn in the child; returns fn's rc, its fd in *out_fd. */
-static int run_in_child(int ns_fd, ns_fn fn, void *arg, int *out_fd, struct ns_result *res)
+/* One job for the namespace thread. */
+struct ns_job {
+	int ns_fd;
+	ns_fn fn;
+	void *arg;
+	int fd;
+	struct ns_result res;
+};
+
+/* The namespace thread: jobs arrive as pointers over a socketpair, one at a time, and the
+ * caller waits for the same pointer to come back. The thread's fs struct (root, cwd, umask)
+ * is private (unshare(CLONE_FS)), which is what setns(CLONE_NEWNS) requires of a thread. */
+static struct {
+	pthread_mutex_t lock;
+	int sock[2];
+	int host_ns; /* our own mount namespace, rejoined after every job */
+	bool running;
+} nst = {.lock = PTHREAD_MUTEX_INITIALIZER, .sock = {-1, -1}, .host_ns = -1};
+
+static void *ns_thread(void *unused)
 {
-	int sp[2];
+	if (unshare(CLONE_FS) < 0)
+		return NULL;
+	mode_t mask = umask(022);
+	umask(mask);
+	for (;;) {
+		struct ns_job *j;
+		if (read(nst.sock[1], &j, sizeof(j)) != (ssize_t)sizeof(j))
+			return NULL;
+		j->fd = -1;
+		memset(&j->res, 0, sizeof(j->res));
+		if (j->ns_fd >= 0 && setns(j->ns_fd, CLONE_NEWNS) < 0)
+			res_fail(&j->res, -errno, "setns: %s", strerror(errno));
+		else
+			j->fd = j->fn(j->arg, &j->res);
+		if (j->res.rc < 0 && j->fd >= 0) {
+			close(j->fd);
+			j->fd = -1;
+		}
+		/* Back home before anything else runs here: root and cwd follow setns. */
+		bool home = setns(nst.host_ns, CLONE_NEWNS) == 0;
+		umask(mask);
+		if (!home) {
+			res_fail(&j->res, -EIO, "namespace thread cannot return to its namespace");
+			/* a thread stuck in a container must not serve again */
+			nst.running = false;
+		}
+		if (write(nst.sock[1], &j, sizeof(j)) != (ssize_t)sizeof(j) || !home)
+			return NULL;
+	}
+}
+
+static int ns_thread_start(struct ns_result *res)
+{
+	if (nst.running)
+		return 0;
+	if (nst.sock[0] >= 0) {
+		close(nst.sock[0]);
+		close(nst.sock[1]);
+	}
+	if (nst.host_ns < 0)
+		nst.host_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (nst.host_ns < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nst.sock) < 0) {
+		res_fail(res, -errno, "namespace thread: %s", strerror(errno));
+		return res->rc;
+	}
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &attr, ns_thread, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		res_fail(res, -rc, "namespace thread: %s", strerror(rc));
+		return res->rc;
+	}
+	nst.running = true;
+	return 0;
+}
+
+/* Runs fn in the namespace thread after it joined ns_fd (if >= 0); returns fn's rc and the fd
+ * it produced in *out_fd (the thread shares our fd table). Waits for the result: the work is a
+ * handful of syscalls, and a thread round trip is ~0.1 ms where a fork costs milliseconds. */
+static int run_in_ns(int ns_fd, ns_fn fn, void *arg, int *out_fd, struct ns_result *res)
+{
+	struct ns_job job = {.ns_fd = ns_fd, .fn = fn, .arg = arg, .fd = -1};
+	struct ns_job *j = &job;
 	memset(res, 0, sizeof(*res));
 	if (out_fd)
 		*out_fd = -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-		res_fail(res, -errno, "socketpair: %s", strerror(errno));
-		return res->rc;
+	pthread_mutex_lock(&nst.lock);
+	int rc = ns_thread_start(res);
+	if (rc == 0) {
+		if (write(nst.sock[0], &j, sizeof(j)) != (ssize_t)sizeof(j) ||
+		    read(nst.sock[0], &j, sizeof(j)) != (ssize_t)sizeof(j)) {
+			nst.running = false;
+			res_fail(res, -EIO, "namespace thread gone");
+			rc = res->rc;
+		}
 	}
-	pid_t c = fork();
-	if (c < 0) {
-		res_fail(res, -errno, "fork: %s", strerror(errno));
-		close(sp[0]);
-		close(sp[1]);
-		return res->rc;
-	}
-	if (c == 0) {
-		struct ns_result r = {0};
-		int fd = -1;
-		close(sp[0]);
-		/* The daemon ignores SIGPIPE; the child must not die from a signal mid-work. */
-		if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNS) < 0)
-			res_fail(&r, -errno, "setns: %s", strerror(errno));
-		else
-			fd = fn(arg, &r);
-		send_result(sp[1], &r, r.rc == 0 ? fd : -1);
-		_exit(0);
-	}
-	close(sp[1]);
-	int fd = -1;
-	int rc = recv_result(sp[0], res, &fd);
-	close(sp[0]);
-	int st;
-	while (waitpid(c, &st, 0) < 0 && errno == EINTR)
-		;
-	if (rc < 0) {
-		res_fail(res, rc, "namespace helper died");
+	pthread_mutex_unlock(&nst.lock);
+	if (rc < 0)
 		return rc;
-	}
+	*res = job.res;
 	if (out_fd)
-		*out_fd = fd;
-	else if (fd >= 0)
-		close(fd);
+		*out_fd = job.fd;
+	else if (job.fd >= 0)
+		close(job.fd);
 	return res->rc;
 }
 
@@ -349,7 +367,7 @@ int pvx_plumb_listen(pid_t pid, const char *target, const struct pvx_owner *own,
 	struct listen_arg a = {.target = target,
 			       .own = own ? *own : (struct pvx_owner)PVX_OWNER_DEFAULT};
 	struct ns_result res;
-	rc = run_in_child(ns, listen_fn, &a, fd, &res);
+	rc = run_in_ns(ns, listen_fn, &a, fd, &res);
 	if (rc < 0)
 		return pv_error_set(err, rc, "inject into pid %d: %s", (int)pid, res.msg);
 	rc = inj_set(inj, pid, target, &res, false);
@@ -441,7 +459,7 @@ int pvx_plumb_bind_socket(pid_t provider_pid, const char *socket_path, pid_t con
 	struct bind_arg a = {
 	    .proot = proot, .cons_ns = cns, .socket = socket_path, .target = target};
 	struct ns_result res;
-	rc = run_in_child(pns, bind_fn, &a, NULL, &res);
+	rc = run_in_ns(pns, bind_fn, &a, NULL, &res);
 	if (rc < 0)
 		return pv_error_set(err, rc, "bind provider pid %d into pid %d: %s",
 				    (int)provider_pid, (int)consumer_pid, res.msg);
@@ -510,7 +528,7 @@ int pvx_plumb_mknod(pid_t provider_pid, const char *node_path, pid_t consumer_pi
 	struct mknod_arg a = {
 	    .target = target, .mode = st.st_mode & (S_IFMT | 07777), .rdev = st.st_rdev};
 	struct ns_result res;
-	rc = run_in_child(ns, mknod_fn, &a, NULL, &res);
+	rc = run_in_ns(ns, mknod_fn, &a, NULL, &res);
 	if (rc < 0)
 		return pv_error_set(err, rc, "inject node into pid %d: %s", (int)consumer_pid,
 				    res.msg);
@@ -628,7 +646,7 @@ void pvx_plumb_remove(struct pvx_injected *inj)
 	if (open_ns(inj->pid, &ns, NULL) == 0) {
 		struct remove_arg a = {.inj = inj};
 		struct ns_result res;
-		if (run_in_child(ns, remove_fn, &a, NULL, &res) < 0)
+		if (run_in_ns(ns, remove_fn, &a, NULL, &res) < 0)
 			pvx_log(PVX_DEBUG, "remove %s in pid %d: %s", inj->path, (int)inj->pid,
 				res.msg);
 	}

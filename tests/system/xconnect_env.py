@@ -85,6 +85,15 @@ class FakeEngine:
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
+        try:
+            self._serve_conn(c)
+        except OSError:
+            pass  # the daemon went away mid-reply (kill -9 tests)
+        with self.lock:
+            if c in self.subscribers:
+                self.subscribers.remove(c)
+
+    def _serve_conn(self, c):
         while True:
             try:
                 m = recv_frame(c)

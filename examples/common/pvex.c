@@ -35,9 +35,12 @@ void pvex_init(const char *argv0)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = pvex_stop_cb;
 	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: blocking calls return EINTR so loops notice the stop promptly. */
+	/* No SA_RESTART: blocking calls return EINTR so loops notice the stop promptly. SIGPWR is
+	 * what lxc sends a container's init to halt it; as PID 1 of the container an unhandled
+	 * signal would be ignored and the stop would wait for the kill timeout. */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGPWR, &sa, NULL);
 }
 
 void pvex_log(const char *fmt, ...)

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 /* Remember the program name for log lines, make stdout line-buffered (container logs are read
- * live) and turn SIGTERM/SIGINT into a stop request instead of a kill. */
+ * live) and turn SIGTERM/SIGINT/SIGPWR into a stop request instead of a kill. */
 void pvex_init(const char *argv0);
 
 /* One event, one line on stdout: "<prog>: <message>". */

@@ -536,9 +536,29 @@ def test_wayland_client_fails_cleanly_without_frame_callbacks(tmp, procs):
 
 # ---------------------------------------------------------------- common
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGPWR])
+def test_stop_signals_end_a_program_cleanly(tmp, sig):
+    # SIGPWR is lxc's halt signal for a container's init: it must stop the program at once.
+    sock = os.path.join(tmp, "raw.sock")
+    p = subprocess.Popen([exe("pv-example-unix-server"), "-s", sock], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        wait_path(sock)
+        p.send_signal(sig)
+        out, _ = p.communicate(timeout=5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and out.rstrip().endswith("pv-example-unix-server: stopped")
+    assert not os.path.exists(sock)
+
+
 @pytest.mark.parametrize("prog", ["pv-example-unix-client", "pv-example-rest-client",
                                   "pv-example-dbus-client", "pv-example-drm-master",
                                   "pv-example-drm-provider"])
 def test_bad_option_values_are_usage_errors(prog):
     r = run([exe(prog), "--count", "many"])
     assert r.returncode == 2 and "bad --count" in r.stderr
+    r = run([exe(prog), "--interval", "soon"])
+    assert r.returncode == 2 and "bad --interval" in r.stderr

@@ -323,23 +323,28 @@ static void test_groups_defaulting(void **st)
 	pv_state_free(&s);
 }
 
-static void test_roles(void **st)
+static void roles_state(char *buf, size_t sz, const char *extra)
 {
-	(void)st;
-	const char *t =
+	static const char head[] =
 	    "{\"#spec\":\"pantavisor-service-system@1\","
 	    "\"a/lxc.container.conf\":\"" /* sha */
 	    "0000000000000000000000000000000000000000000000000000000000000000\","
 	    "\"a/r\":\"0000000000000000000000000000000000000000000000000000000000000000\","
 	    "\"a/run.json\":{\"name\":\"a\",\"type\":\"lxc\",\"config\":"
-	    "\"lxc.container.conf\",\"root-volume\":\"r\"%s}}";
+	    "\"lxc.container.conf\",\"root-volume\":\"r\"";
+	snprintf(buf, sz, "%s%s}}", head, extra);
+}
+
+static void test_roles(void **st)
+{
+	(void)st;
 	char buf[1024];
 	struct pv_state_opts o;
 	pv_state_opts_default(&o);
 	o.appengine = true;
 	struct pv_state s;
 	struct pv_error e = PV_ERROR_INIT;
-	snprintf(buf, sizeof(buf), t, "");
+	roles_state(buf, sizeof(buf), "");
 	assert_int_equal(parse_str(buf, &o, &s, &e), 0);
 	assert_int_equal(s.containers[0].roles, 0); /* our default: no roles = unprivileged */
 	assert_false(s.containers[0].roles_set);
@@ -348,12 +353,12 @@ static void test_roles(void **st)
 	assert_int_equal(parse_str(buf, &o, &s, &e), 0);
 	assert_int_equal(s.containers[0].roles, PV_ROLE_MGMT);
 	pv_state_free(&s);
-	snprintf(buf, sizeof(buf), t, ",\"roles\":[]");
+	roles_state(buf, sizeof(buf), ",\"roles\":[]");
 	assert_int_equal(parse_str(buf, &o, &s, &e), 0);
 	assert_int_equal(s.containers[0].roles, 0); /* present key clears mgmt even if legacy */
 	assert_true(s.containers[0].roles_set);
 	pv_state_free(&s);
-	snprintf(buf, sizeof(buf), t, ",\"roles\":[\"mgmt\",\"nobody\"]");
+	roles_state(buf, sizeof(buf), ",\"roles\":[\"mgmt\",\"nobody\"]");
 	assert_int_equal(parse_str(buf, &o, &s, &e), 0);
 	assert_int_equal(s.containers[0].roles, PV_ROLE_MGMT | PV_ROLE_NOBODY);
 	pv_state_free(&s);

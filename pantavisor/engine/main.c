@@ -65,6 +65,14 @@ static long parse_size(const char *s, long def)
 	return (long)v;
 }
 
+/* PV_LOG_LEVEL's code default is FATAL only; the engine's file keeps INFO unless configured. */
+static int log_level(struct pv_engine *e)
+{
+	if (pv_config_get_level(e->cfg, "PV_LOG_LEVEL") == PV_CFG_DEFAULT)
+		return PV_LOG_INFO;
+	return pv_config_get_int(e->cfg, "PV_LOG_LEVEL", PV_LOG_INFO);
+}
+
 static void all_stopped_check(struct pv_engine *e)
 {
 	if (!e->shutting_down)
@@ -169,7 +177,7 @@ static void boot(struct pv_engine *e)
 	snprintf(e->rev, sizeof(e->rev), "%s", rev);
 	snprintf(e->fallback, sizeof(e->fallback), "%s", fallback);
 	long rot = parse_size(pv_config_get(e->cfg, "PV_LOG_DIR_MAXSIZE"), 10L << 20) / 4 / 5;
-	pv_log_open(e->logdir, rev, rot, pv_config_get_int(e->cfg, "PV_LOG_LEVEL", PV_LOG_INFO));
+	pv_log_open(e->logdir, rev, rot, log_level(e));
 	pv_log(PV_LOG_INFO, "engine", "pv-engine %s mode, storage %s, booting revision %s%s%s",
 	       e->appengine ? "appengine" : "embedded", e->storage, rev,
 	       fallback[0] ? ", fallback " : "", fallback);
@@ -189,8 +197,7 @@ static void boot(struct pv_engine *e)
 			return;
 		}
 		pv_log(PV_LOG_WARN, "revision", "falling back to revision %s", fallback);
-		pv_log_open(e->logdir, fallback, rot,
-			    pv_config_get_int(e->cfg, "PV_LOG_LEVEL", PV_LOG_INFO));
+		pv_log_open(e->logdir, fallback, rot, log_level(e));
 		e->fallback[0] = '\0';
 		if (pv_revision_load(e, fallback, &err) < 0) {
 			pv_log_error(PV_LOG_ERROR, "revision", &err);
@@ -276,7 +283,11 @@ int main(int argc, char **argv)
 	e->lxcpath = cfg_path(e->cfg, "PV_LXC_PATH", "/var/lib/lxc");
 	char def[4096];
 	snprintf(def, sizeof(def), "%s/logs", storage);
-	e->logdir = cfg_path(e->cfg, "PV_LOG_DIR", def);
+	/* the log tree belongs to the storage we were given unless configured explicitly */
+	if (pv_config_get_level(e->cfg, "PV_LOG_DIR") == PV_CFG_DEFAULT)
+		e->logdir = strdup(def);
+	else
+		e->logdir = cfg_path(e->cfg, "PV_LOG_DIR", def);
 	e->voldir = cfg_path(e->cfg, "PV_DISK_VOLDIR", "/volumes");
 	e->confdir = cfg_path(e->cfg, "PV_SYSTEM_CONFDIR", "/configs");
 	e->initctl_fd = pv_initctl_present(PV_INITCTL_FD) ? PV_INITCTL_FD : -1;

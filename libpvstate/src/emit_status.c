@@ -1,5 +1,5 @@
 /* emit_status.c: JSON of the engine's runtime status (containers / groups lists as pv-ctrl
- * serves them), the `signal` request args and the graph event, built with cJSON. */
+ * serves them), built with cJSON. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,50 +94,4 @@ char *pv_status_emit_groups(const struct pv_status_group *g, size_t n)
 fail:
 	cJSON_Delete(a);
 	return NULL;
-}
-
-static int copy_str(const cJSON *o, const char *key, char *out, size_t n, bool required,
-		    struct pv_error *err)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	out[0] = '\0';
-	if (!v)
-		return required ? pv_error_set(err, -EINVAL, "signal: args.%s: missing", key) : 0;
-	if (!cJSON_IsString(v) || !v->valuestring)
-		return pv_error_set(err, -EINVAL, "signal: args.%s: not a string", key);
-	if (strlen(v->valuestring) >= n)
-		return pv_error_set(err, -EINVAL, "signal: args.%s: longer than %zu", key, n - 1);
-	strcpy(out, v->valuestring);
-	return 0;
-}
-
-int pv_status_parse_signal(const char *args, char *container, size_t container_len, char *type,
-			   size_t type_len, struct pv_error *err)
-{
-	if (!args)
-		return pv_error_set(err, -EINVAL, "signal: args: missing");
-	cJSON *o = cJSON_Parse(args);
-	if (!o || !cJSON_IsObject(o)) {
-		cJSON_Delete(o);
-		return pv_error_set(err, -EINVAL, "signal: args: not a JSON object");
-	}
-	int r = copy_str(o, "container", container, container_len, false, err);
-	if (r == 0)
-		r = copy_str(o, "type", type, type_len, true, err);
-	cJSON_Delete(o);
-	return r;
-}
-
-char *pv_status_graph_event(uint64_t generation, const char *links_json)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "op", "graph");
-	cJSON_AddNumberToObject(o, "generation", (double)generation);
-	cJSON *links = links_json ? cJSON_Parse(links_json) : NULL;
-	if (!links)
-		links = cJSON_CreateArray();
-	cJSON_AddItemToObject(o, "links", links);
-	return print_free(o);
 }

@@ -5,58 +5,62 @@
 
 #include "engine.h"
 #include "pvstate/graph.h"
-#include "pvstate/status.h"
+#include "pvstate/proto.h"
 
-static char *build_links(struct pv_engine *e)
+/* Builds the graph of the running revision with the current pids. */
+static int build(struct pv_engine *e, struct pv_graph *g)
 {
-	struct pv_graph g;
 	struct pv_error err = PV_ERROR_INIT;
-	char *json = NULL;
-
+	memset(g, 0, sizeof(*g));
 	if (!e->have_state)
-		return strdup("[]");
+		return 0;
 	struct pv_pid *pids = calloc(e->n_ctrs ? e->n_ctrs : 1, sizeof(*pids));
 	if (!pids)
-		return NULL;
+		return -1;
 	for (size_t i = 0; i < e->n_ctrs; i++) {
 		pids[i].name = e->ctrs[i].spec->name;
 		pids[i].pid = e->ctrs[i].pid;
 	}
-	memset(&g, 0, sizeof(g));
-	if (pv_graph_build(&e->state, pids, e->n_ctrs, &g, &err) == 0) {
-		json = pv_graph_emit(&g, false);
-		pv_graph_free(&g);
-	} else {
+	int r = pv_graph_build(&e->state, pids, e->n_ctrs, g, &err);
+	if (r < 0)
 		pv_log_error(PV_LOG_ERROR, "graph", &err);
-	}
 	pv_error_clear(&err);
 	free(pids);
-	return json;
+	return r;
 }
 
 void pv_graph_update(struct pv_engine *e)
 {
-	char *links = build_links(e);
-	if (!links)
+	struct pv_graph g;
+	if (build(e, &g) < 0)
 		return;
-	if (e->graph_links && !strcmp(links, e->graph_links)) {
+	char *links = pv_graph_emit(&g, false);
+	if (!links || (e->graph_links && !strcmp(links, e->graph_links))) {
 		free(links);
+		pv_graph_free(&g);
 		return;
 	}
 	free(e->graph_links);
 	e->graph_links = links;
 	e->graph_generation++;
-	char *ev = pv_status_graph_event(e->graph_generation, links);
+	g.generation = e->graph_generation;
+	char *ev = pv_msg_graph_event(e->graph_generation, &g);
 	if (ev) {
 		pv_ipc_push(e, ev);
 		free(ev);
 	}
+	pv_graph_free(&g);
 }
 
 int pv_graph_current(struct pv_engine *e, char **event)
 {
+	struct pv_graph g;
 	if (!e->graph_links)
 		pv_graph_update(e);
-	*event = pv_status_graph_event(e->graph_generation, e->graph_links ? e->graph_links : "[]");
+	if (build(e, &g) < 0)
+		return -1;
+	g.generation = e->graph_generation;
+	*event = pv_msg_graph_event(e->graph_generation, &g);
+	pv_graph_free(&g);
 	return *event ? 0 : -1;
 }

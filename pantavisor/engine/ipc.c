@@ -141,14 +141,11 @@ static char *groups_list(struct pv_engine *e)
 /* `signal` ready: a container whose goal is READY moves STARTED -> READY. */
 static char *do_signal(struct pv_engine *e, const struct pv_msg *m)
 {
-	char name[PV_NAME_MAX + 1], type[32];
-	struct pv_error err = PV_ERROR_INIT;
-	char *rep;
-	if (pv_status_parse_signal(m->args, name, sizeof(name), type, sizeof(type), &err) < 0) {
-		rep = pv_msg_reply_error(m->id, 400, pv_error_msg(&err));
-		pv_error_clear(&err);
-		return rep;
-	}
+	const char *name = NULL, *type = NULL;
+	if (pv_msg_arg_str(m, "container", &name) < 0 || pv_msg_arg_str(m, "type", &type) < 0 ||
+	    !name || !type)
+		return pv_msg_reply_error(m->id, 400,
+					  "signal: args.container and args.type needed");
 	struct pv_ctr *c = NULL;
 	for (size_t i = 0; i < e->n_ctrs; i++)
 		if (!strcmp(e->ctrs[i].spec->name, name))

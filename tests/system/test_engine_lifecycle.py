@@ -389,3 +389,61 @@ def test_corrupt_squashfs_names_container_and_file(env):
     assert p.poll() is None
     assert stop_engine(env, p) == 0
     assert env.mounts() == []
+
+
+def test_ready_goal_blocks_next_group_until_signalled(env):
+    r = env.container("rd", group="platform", status_goal="READY", restart_policy="container")
+    s = env.container("nx", group="app", restart_policy="container")
+    env.write_rev("0", r, s)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(r[0])[0] == "RUNNING")
+    assert wait_for(lambda: env.containers()[s[0]]["status"] == "BLOCKED", 5)
+    time.sleep(1)
+    assert env.lxc(s[0])[0] != "RUNNING"
+    groups = {g["name"]: g for g in env.request("groups-list")["body"]}
+    assert groups["platform"]["status"] == "STARTED"
+    bad = env.request("signal", {"container": s[0], "type": "ready"})
+    assert bad["status"] == 400  # its goal is STARTED, not READY
+    ok = env.request("signal", {"container": r[0], "type": "ready"})
+    assert ok["status"] == 200, ok
+    assert env.containers()[r[0]]["status"] == "READY"
+    assert wait_for(lambda: env.lxc(s[0])[0] == "RUNNING", 10), env.log()
+    assert env.request("no-such-op")["status"] in (400, 404)
+    assert env.request("objects-list")["status"] == 404  # known op, not the engine's
+    assert stop_engine(env, p) == 0
+
+
+def test_graph_pushed_on_subscribe_and_on_every_pid_change(env):
+    prov = env.container("pv", group="app", restart_policy="container")
+    prov[1][prov[0] + "/services.json"] = {
+        "#spec": "service-manifest-xconnect@1",
+        "services": [{"name": "echo", "type": "unix", "socket": "/run/echo.sock"}]}
+    cons = env.container("cn", group="app", restart_policy="container",
+                         services={"required": [{"name": "echo", "type": "unix"}]},
+                         auto_recovery={"policy": "always", "retry_delay": 1})
+    env.write_rev("0", prov, cons)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(cons[0])[0] == "RUNNING" and env.lxc(prov[0])[0] == "RUNNING")
+    time.sleep(0.5)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(env.sock)
+    s.sendall(frame({"op": "subscribe-graph", "id": 1}))
+    msgs = [read_msg(s), read_msg(s)]
+    rep = [m for m in msgs if m.get("id") == 1][0]
+    ev = [m for m in msgs if m.get("op") == "graph"][0]
+    assert rep["status"] == 200
+    (link,) = ev["links"]
+    pid = env.lxc(cons[0])[1]
+    assert link["consumer"] == cons[0] and link["provider"] == prov[0]
+    assert link["consumer_pid"] == pid and link["provider_pid"] == env.lxc(prov[0])[1]
+    gen = ev["generation"]
+    os.kill(pid, signal.SIGKILL)
+    down = read_msg(s)
+    assert down["op"] == "graph" and down["generation"] == gen + 1
+    assert down["links"][0]["consumer_pid"] in (0, -1)
+    up = read_msg(s)
+    assert up["generation"] == gen + 2
+    assert up["links"][0]["consumer_pid"] == env.lxc(cons[0])[1] != pid
+    s.close()
+    assert stop_engine(env, p) == 0

@@ -1,13 +1,11 @@
 /* pvstate/status.h: JSON for the engine's runtime status lists (pv-ctrl GET /containers and
- * GET /groups shapes, spec pvctrl-xconnect §A), the `signal` request args and the graph event. */
+ * GET /groups shapes, spec pvctrl-xconnect §A), built from C structs the engine fills. */
 #ifndef PVSTATE_STATUS_H
 #define PVSTATE_STATUS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "pvstate/error.h"
 
 struct pv_status_recovery {
 	bool set;	    /* emit the "auto_recovery" object */
@@ -46,13 +44,5 @@ struct pv_status_group {
 /* JSON arrays in upstream's shape. Caller frees; NULL on ENOMEM. */
 char *pv_status_emit_containers(const struct pv_status_container *c, size_t n);
 char *pv_status_emit_groups(const struct pv_status_group *g, size_t n);
-
-/* Args of the private `signal` request: {"container":"<name>","type":"ready","payload":"..."}.
- * container may be absent (then ""), type is required. */
-int pv_status_parse_signal(const char *args, char *container, size_t container_len, char *type,
-			   size_t type_len, struct pv_error *err);
-
-/* The pushed graph event {"op":"graph","generation":N,"links":<links_json>}. Caller frees. */
-char *pv_status_graph_event(uint64_t generation, const char *links_json);
 
 #endif

@@ -94,3 +94,9 @@ MACHINES = {
 DISTROS = {'poky': 'poky', 'nodistro': 'poky', 'poky-tiny': 'poky'}
 # Image/recipe targets kas configs may name that are not in our layer.
 TARGETS = {'core-image-minimal', 'core-image-base', 'core-image-weston', 'linux-dummy'}
+
+# Values the lint gives variables when it evaluates ${@...} in PACKAGECONFIG (every feature on).
+LINT_VARS = {
+    'PANTAVISOR_FEATURES': 'ctrl xconnect tools appengine squash-lz4',
+    'DISTRO_FEATURES': 'wayland opengl virtualization x11 systemd',
+}

@@ -309,12 +309,44 @@ class Layer:
                 if not any(os.path.exists(os.path.join(d, rel)) for d in search):
                     self.add(p, s.line, 'SRC_URI file://%s not found (looked in %s)'
                              % (rel, ', '.join(os.path.relpath(d, self.root) for d in search)))
+        self.check_packageconfig(path, stmts)
         if 'image' in inherits and path.endswith('.bb'):
             for key in ('IMAGE_INSTALL', 'PACKAGE_INSTALL'):
                 if key in assigned:
                     break
             else:
                 self.add(path, 0, 'image recipe sets neither IMAGE_INSTALL nor PACKAGE_INSTALL')
+
+    def check_packageconfig(self, path, stmts):
+        """Every PACKAGECONFIG word needs a PACKAGECONFIG[word] (else "invalid PACKAGECONFIG").
+        ${@fn(d)} values are evaluated with the recipe's own def's and known.LINT_VARS."""
+        flags = {s.flag for p, s in stmts if s.kind == 'assign' and s.flag is not None
+                 and s.name == 'PACKAGECONFIG'}
+        if not flags:
+            return
+        env = {'bb': _FakeBB, 'os': os}
+        for p, s in stmts:
+            if s.kind == 'def':
+                try:
+                    exec(compile('\n'.join(s.body) + '\n', p, 'exec'), env)
+                except Exception:  # reported by check_python
+                    pass
+        data = _FakeData(dict(known.LINT_VARS))
+        for p, s in stmts:
+            if s.kind != 'assign' or s.flag is not None or s.name.split(':')[0] != 'PACKAGECONFIG':
+                continue
+            value = s.value
+            for expr in list(bbparse.inline_python(value)):
+                try:
+                    res = eval(expr, dict(env, d=data))
+                except Exception as e:
+                    self.add(p, s.line, 'PACKAGECONFIG expression fails: %s' % e)
+                    res = ''
+                value = value.replace('${@' + expr + '}', str(res), 1)
+            for word in value.split():
+                if '$' not in word and word not in flags:
+                    self.add(p, s.line, 'PACKAGECONFIG "%s" has no PACKAGECONFIG[%s]'
+                             % (word, word))
 
     def check_data_files(self):
         for f in self.files('**/*.json'):
@@ -339,6 +371,29 @@ class Layer:
             self.check_recipe(f)
         self.check_data_files()
         return self.findings
+
+
+class _FakeData:
+    def __init__(self, values):
+        self.values = values
+
+    def getVar(self, name, expand=True):
+        return self.values.get(name, '')
+
+
+class _FakeUtils:
+    @staticmethod
+    def contains(var, check, t, f, d):
+        return t if set(check.split()) <= set((d.getVar(var) or '').split()) else f
+
+    @staticmethod
+    def filter(var, words, d):
+        have = (d.getVar(var) or '').split()
+        return ' '.join(w for w in words.split() if w in have)
+
+
+class _FakeBB:
+    utils = _FakeUtils
 
 
 def modernize(name):

@@ -155,6 +155,10 @@ else
 	echo "skip - tree-sitter BitBake grammar not run (no node/npm); not counted as passed"
 fi
 
+d=$(mkcopy packageconfig)
+sed -i 's/^PACKAGECONFIG\[appengine\]/PACKAGECONFIG[app-engine]/' "$d/$pv/pantavisor-build.inc"
+expect_fail packageconfig layer 'PACKAGECONFIG "appengine" has no PACKAGECONFIG\[appengine\]'
+
 d=$(mkcopy bad-json)
 mkdir -p "$d/$ex/files"
 printf '{"PV_SERVICES_REQUIRED": [\n' >"$d/$ex/files/pv-example-drm-master.args.json"

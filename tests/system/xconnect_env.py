@@ -231,21 +231,37 @@ class Env:
                     return int(line.split()[1])
         return 0
 
+    def stop_daemon(self):
+        """SIGTERM; returns the exit status (sanitizer reports make it non-zero)."""
+        if not self.daemon or self.daemon.poll() is not None:
+            return self.daemon.returncode if self.daemon else 0
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            return self.daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+            return "hung on SIGTERM"
+
     def close(self):
-        if self.daemon and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(5)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        problems = []
+        if self.daemon:
+            st = self.stop_daemon()
+            if st not in (0, -signal.SIGKILL):
+                problems.append("pv-xconnect exit status %s" % st)
+            log = self.daemon_log()
+            for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                if bad in log:
+                    problems.append("pv-xconnect log has %s" % bad)
         for p in self.procs:
             p.kill()
         self.engine.close()
         self.log.close()
-        if os.environ.get("PV_KEEP_TMP"):
-            return
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            print(self.daemon_log()[-4000:])
+        if not os.environ.get("PV_KEEP_TMP") and not problems:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        assert not problems, "; ".join(problems) + " (logs in %s)" % self.dir
 
 
 def link(consumer, cpid, provider, ppid, name, target, sock, type_="unix", mode=None,

@@ -97,13 +97,23 @@ static void test_precedence_every_order(void **st)
 
 static char tmpdir[64];
 
+static int group_setup(void **st)
+{
+	(void)st;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pv-test-config.XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+/* Runs even when a test failed: nothing is left in /tmp. */
+static int group_teardown(void **st)
+{
+	(void)st;
+	return pv_remove_tree(tmpdir);
+}
+
 static const char *write_tmp(const char *name, const char *text)
 {
 	static char p[128];
-	if (!tmpdir[0]) {
-		snprintf(tmpdir, sizeof(tmpdir), "/tmp/pv-test-config.XXXXXX");
-		assert_non_null(mkdtemp(tmpdir));
-	}
 	snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
 	assert_int_equal(pv_file_write_atomic(p, text, strlen(text), 0644, NULL), 0);
 	return p;
@@ -152,9 +162,6 @@ static void test_file_syntax(void **st)
 			 -ENOENT);
 	assert_int_equal(err.count, 0);
 	pv_config_free(c);
-	unlink(p);
-	unlink(low);
-	rmdir(tmpdir);
 }
 
 static void test_aliases_cmdline_env(void **st)
@@ -304,5 +311,5 @@ int main(void)
 	    cmocka_unit_test(test_file_syntax),	  cmocka_unit_test(test_aliases_cmdline_env),
 	    cmocka_unit_test(test_bool_duration), cmocka_unit_test(test_emit),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,104 @@
+/* pv-ctrl/caller.c: who is calling: SO_PEERCRED pid → its container, read from the lxc payload
+ * cgroup in /proc/<pid>/cgroup (as upstream); roles of a container are asked of the engine. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctrl.h"
+
+/* Finds the container name in one cgroup path. LXC names a payload cgroup "lxc.payload.<name>"
+ * (lxc >= 4, cgroup v1 and v2) or, older, "lxc.payload/<name>" and "lxc/<name>". The monitor
+ * cgroup ("lxc.monitor.<name>") is not the container. */
+static int path_container(const char *path, size_t plen, char *name, size_t len)
+{
+	static const char *const pfx[] = {"/lxc.payload.", "/lxc.payload/", "/lxc/"};
+	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
+		size_t pl = strlen(pfx[i]);
+		for (const char *p = path; p + pl <= path + plen; p++) {
+			if (strncmp(p, pfx[i], pl) != 0)
+				continue;
+			const char *s = p + pl, *e = s;
+			while (e < path + plen && *e != '/')
+				e++;
+			size_t n = (size_t)(e - s);
+			if (n == 0 || n >= len)
+				continue;
+			memcpy(name, s, n);
+			name[n] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int pv_ctrl_cgroup_container(const char *text, char *name, size_t len)
+{
+	/* lines are "<id>:<controllers>:<path>"; the first line that names a payload wins */
+	for (const char *l = text; l && *l;) {
+		const char *eol = strchr(l, '\n');
+		size_t n = eol ? (size_t)(eol - l) : strlen(l);
+		const char *c1 = memchr(l, ':', n);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - l)) : NULL;
+		if (c2 && path_container(c2 + 1, n - (size_t)(c2 + 1 - l), name, len))
+			return 1;
+		l = eol ? eol + 1 : NULL;
+	}
+	name[0] = '\0';
+	return 0;
+}
+
+int pv_ctrl_caller_identify(struct pv_ctrl *ctrl, int fd, struct pv_ctrl_caller *c)
+{
+	memset(c, 0, sizeof(*c));
+	struct ucred cr;
+	socklen_t sl = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0)
+		return -errno;
+	c->pid = cr.pid;
+	if (cr.pid <= 0)
+		return -ESRCH; /* a peer in a pid namespace we cannot see: not trusted as host */
+	char path[64], text[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)cr.pid);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	ssize_t n = read(f, text, sizeof(text) - 1);
+	close(f);
+	if (n < 0)
+		return -errno;
+	text[n] = '\0';
+	bool in_ctr = pv_ctrl_cgroup_container(text, c->container, sizeof(c->container));
+	/* the socket is world-connectable (containers may map root elsewhere): on the host only
+	 * root speaks for the device; another host user is treated like a non-mgmt container */
+	c->host = !in_ctr && cr.uid == 0;
+	return 0;
+}
+
+bool pv_ctrl_caller_allowed(struct pv_ctrl *ctrl, struct pv_ctrl_caller *c, int role)
+{
+	if (role == PV_CTRL_ROLE_ANY || c->host)
+		return true;
+	if (!c->container[0])
+		return false;
+	if (!c->roles_known) {
+		char *args = pv_ctrl_args_pid((int)c->pid);
+		struct pv_ctrl_reply rep = {.fd = -1};
+		pv_ctrl_engine_relay(ctrl->engine, "whois", args, &rep);
+		free(args);
+		char name[128];
+		bool mgmt = false;
+		/* no answer, or an engine without whois: roles unknown, so only what every
+		 * container may do (fail closed) */
+		if (rep.status == 200 &&
+		    pv_ctrl_whois_parse(rep.body, name, sizeof(name), &mgmt) == 0) {
+			c->mgmt = mgmt;
+			c->roles_known = true;
+		}
+		pv_ctrl_reply_clear(&rep);
+	}
+	return c->mgmt;
+}

@@ -1,0 +1,380 @@
+/* pv-ctrl/main.c: the pv-ctrl process: arguments and config, the Unix socket <rundir>/pv-ctrl,
+ * libmicrohttpd on it, and the per-request flow (route, identity, role, body, handler, reply). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "pvstate/config.h"
+#include "pvstate/proto.h"
+
+#include "ctrl.h"
+
+/* Bounds for hostile clients (issue 4 "bad input"): a slowloris connection is dropped after
+ * CONN_TIMEOUT idle seconds, at most CONN_LIMIT connections are served (more are refused at
+ * accept), and all headers of a request must fit in MEM_LIMIT bytes (MHD answers 431/413). */
+#define CONN_TIMEOUT_S	  10u
+#define CONN_LIMIT	  512u
+#define MEM_LIMIT	  (64u * 1024u)
+#define ENGINE_TIMEOUT_MS 10000
+
+extern char **environ;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pv-ctrl --mode appengine|embedded --rundir DIR --storage DIR\n"
+		   "               [--config FILE] [--cmdline STR] [--engine-socket PATH]\n"
+		   "       pv-ctrl --list-routes\n");
+}
+
+static void list_routes(void)
+{
+	for (size_t i = 0; i < pv_ctrl_n_routes; i++) {
+		const struct pv_ctrl_route *r = &pv_ctrl_routes[i];
+		printf("%s %s %s %zd\n", pv_route_method_str(r->method), r->pattern,
+		       r->role == PV_CTRL_ROLE_ANY ? "any" : "mgmt",
+		       r->body_max == (size_t)-1 ? (ssize_t)-1 : (ssize_t)r->body_max);
+	}
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct pv_ctrl_reply *rep, int allow)
+{
+	struct MHD_Response *res;
+	if (rep->fd >= 0) {
+		res = MHD_create_response_from_fd64(rep->fd_size, rep->fd);
+		if (res)
+			rep->fd = -1; /* MHD owns and closes it */
+	} else {
+		if (!rep->body) {
+			rep->body = pv_msg_http_error_body("out of memory");
+			rep->status = 500;
+			rep->len = rep->body ? strlen(rep->body) : 0;
+		}
+		res = MHD_create_response_from_buffer(rep->len, rep->body ? rep->body : (void *)"",
+						      rep->body ? MHD_RESPMEM_MUST_FREE
+								: MHD_RESPMEM_PERSISTENT);
+		if (res)
+			rep->body = NULL;
+	}
+	if (!res)
+		return MHD_NO;
+	MHD_add_response_header(res, "Content-Type", rep->ctype ? rep->ctype : "application/json");
+	if (rep->retry_after > 0) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", rep->retry_after);
+		MHD_add_response_header(res, "Retry-After", v);
+	}
+	if (allow) {
+		char v[64] = "";
+		for (int m = PV_M_GET; m <= PV_M_DELETE; m <<= 1)
+			if (allow & m) {
+				if (v[0])
+					strcat(v, ", ");
+				strcat(v, pv_route_method_str(m));
+			}
+		MHD_add_response_header(res, "Allow", v);
+	}
+	enum MHD_Result r = MHD_queue_response(conn, (unsigned)rep->status, res);
+	MHD_destroy_response(res);
+	return r;
+}
+
+/* An error decided before the body is read: answered at once (MHD then skips the body). */
+static enum MHD_Result early(struct pv_ctrl_req *r, struct MHD_Connection *conn, int allow)
+{
+	r->has_early = true;
+	return send_reply(conn, &r->early, allow);
+}
+
+static bool host_ok(const char *h)
+{
+	/* spec §A: Host empty or localhost (curl --unix-socket http://localhost/...) */
+	return !h || !h[0] || !strcmp(h, "localhost") || !strncmp(h, "localhost:", 10);
+}
+
+static enum MHD_Result first_call(struct pv_ctrl *ctrl, struct pv_ctrl_req *r,
+				  struct MHD_Connection *conn, const char *url, const char *method)
+{
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+	if (!host_ok(host)) {
+		pv_ctrl_reply_error(&r->early, 400, "Host must be empty or localhost, not \"%s\"",
+				    host);
+		return early(r, conn, 0);
+	}
+	r->method = pv_route_method(method);
+	char msg[512];
+	int allowed = 0;
+	int st = pv_route_lookup(r->method, url, &r->route, r->caps, &allowed, msg, sizeof(msg));
+	if (st == 404) {
+		pv_ctrl_reply_error(&r->early, 404, "Resource %s not found", url);
+		return early(r, conn, 0);
+	}
+	if (st == 405) {
+		pv_ctrl_reply_error(&r->early, 405, "Method %s not allowed on %s", method, url);
+		return early(r, conn, allowed);
+	}
+	if (st != 0) {
+		pv_ctrl_reply_error(&r->early, st, "%s", msg);
+		return early(r, conn, 0);
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int ir = ci ? pv_ctrl_caller_identify(ctrl, ci->connect_fd, &r->caller) : -EBADF;
+	if (ir < 0 && r->route->role != PV_CTRL_ROLE_ANY) {
+		pv_ctrl_reply_error(&r->early, 403, "caller identity unknown: %s", strerror(-ir));
+		return early(r, conn, 0);
+	}
+	if (!pv_ctrl_caller_allowed(ctrl, &r->caller, r->route->role)) {
+		pv_ctrl_reply_error(&r->early, 403,
+				    "%s %s needs role mgmt; caller %s%s does not have it", method,
+				    r->route->pattern, r->caller.container[0] ? "container " : "",
+				    r->caller.container[0] ? r->caller.container : "(unknown)");
+		return early(r, conn, 0);
+	}
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+	if (cl && r->route->body_max != (size_t)-1 &&
+	    strtoull(cl, NULL, 10) > (unsigned long long)r->route->body_max) {
+		pv_ctrl_reply_error(&r->early, 413, "request body over %zu bytes for %s",
+				    r->route->body_max, r->route->pattern);
+		return early(r, conn, 0);
+	}
+	if (r->route->stream && pv_ep_objects_put_begin(r, &r->early) < 0)
+		return early(r, conn, 0);
+	return MHD_YES;
+}
+
+static bool body_append(struct pv_ctrl_req *r, const char *data, size_t n)
+{
+	if (r->body_len + n > r->route->body_max)
+		return false;
+	if (r->body_len + n + 1 > r->body_cap) {
+		size_t cap = r->body_cap ? r->body_cap : 1024;
+		while (cap < r->body_len + n + 1)
+			cap *= 2;
+		char *b = realloc(r->body, cap);
+		if (!b)
+			return false;
+		r->body = b;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+	return true;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **con_cls)
+{
+	struct pv_ctrl *ctrl = cls;
+	struct pv_ctrl_req *r = *con_cls;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->ctrl = ctrl;
+		r->up_fd = -1;
+		r->early.fd = -1;
+		*con_cls = r;
+		return first_call(ctrl, r, conn, url, method);
+	}
+	if (r->has_early) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (r->route->stream) {
+			pv_ep_objects_put_data(r, upload_data, *upload_data_size);
+		} else if (!body_append(r, upload_data, *upload_data_size)) {
+			/* chunked or lying Content-Length: the limit holds anyway */
+			*upload_data_size = 0;
+			pv_ctrl_reply_error(&r->early, 413, "request body over %zu bytes for %s",
+					    r->route->body_max, r->route->pattern);
+			return early(r, conn, 0);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	struct pv_ctrl_reply rep = {.fd = -1};
+	pv_ctrl_handler h = pv_ctrl_handler_of(r->route->id);
+	if (h)
+		h(r, &rep);
+	else
+		pv_ctrl_reply_error(&rep, 500, "no handler for %s", r->route->pattern);
+	enum MHD_Result res = send_reply(conn, &rep, 0);
+	pv_ctrl_reply_clear(&rep);
+	r->has_early = true; /* answered: ignore any further call */
+	return res;
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct pv_ctrl_req *r = *con_cls;
+	if (!r)
+		return;
+	/* a client gone mid-upload leaves no temp file */
+	pv_ep_objects_put_abort(r);
+	pv_ctrl_reply_clear(&r->early);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static int bind_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* a socket left by a killed pv-ctrl is stale: init runs only one of us */
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	/* any local process may connect: what it may do is decided per request by its identity */
+	chmod(path, 0666);
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
+					     {"rundir", required_argument, NULL, 'r'},
+					     {"storage", required_argument, NULL, 's'},
+					     {"config", required_argument, NULL, 'c'},
+					     {"cmdline", required_argument, NULL, 'k'},
+					     {"engine-socket", required_argument, NULL, 'e'},
+					     {"list-routes", no_argument, NULL, 'L'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *mode = NULL, *rundir = NULL, *storage = NULL, *config = NULL, *cmdline = NULL,
+		   *engine_sock = NULL;
+	int o;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'm':
+			mode = optarg;
+			break;
+		case 'r':
+			rundir = optarg;
+			break;
+		case 's':
+			storage = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			cmdline = optarg;
+			break;
+		case 'e':
+			engine_sock = optarg;
+			break;
+		case 'L':
+			list_routes();
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!mode || !rundir || !storage ||
+	    (strcmp(mode, "appengine") != 0 && strcmp(mode, "embedded") != 0)) {
+		usage(stderr);
+		return 2;
+	}
+
+	struct pv_config *cfg = pv_config_new();
+	if (!cfg) {
+		fprintf(stderr, "pv-ctrl: out of memory\n");
+		return 1;
+	}
+	struct pv_error err = PV_ERROR_INIT;
+	if (config && pv_config_load_file(cfg, config, PV_CFG_PV_CONF, &err) < 0 && err.count)
+		fprintf(stderr, "pv-ctrl: %s\n", pv_error_msg(&err));
+	pv_error_clear(&err);
+	if (cmdline)
+		pv_config_load_cmdline(cfg, cmdline);
+	pv_config_load_env(cfg, environ);
+
+	char sock_default[4096];
+	char *rd = strdup(rundir);
+	snprintf(sock_default, sizeof(sock_default), "%s/engine.sock", rd ? dirname(rd) : ".");
+	free(rd);
+	const char *cfg_sock = pv_config_get(cfg, "PV_ENGINE_SOCKET");
+	if (!engine_sock)
+		engine_sock = cfg_sock && cfg_sock[0] ? cfg_sock : sock_default;
+
+	struct pv_ctrl ctrl = {0};
+	ctrl.rundir = strdup(rundir);
+	ctrl.storage = strdup(storage);
+	if (asprintf(&ctrl.objects_dir, "%s/objects", storage) < 0)
+		ctrl.objects_dir = NULL;
+	ctrl.engine = pv_ctrl_engine_new(engine_sock, ENGINE_TIMEOUT_MS);
+	if (!ctrl.rundir || !ctrl.storage || !ctrl.objects_dir || !ctrl.engine) {
+		fprintf(stderr, "pv-ctrl: engine socket %s: %s\n", engine_sock, strerror(errno));
+		return 1;
+	}
+	pv_config_free(cfg);
+
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/pv-ctrl", rundir);
+	int fd = bind_socket(path);
+	if (fd < 0) {
+		fprintf(stderr, "pv-ctrl: socket %s: %s\n", path, strerror(-fd));
+		return 1;
+	}
+
+	/* signals are taken synchronously by this thread; MHD's threads must not see them */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct MHD_Daemon *d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	    access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+	    MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
+	    &ctrl, MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "pv-ctrl: cannot start the HTTP server on %s\n", path);
+		unlink(path);
+		return 1;
+	}
+	fprintf(stderr, "pv-ctrl: serving %s (engine %s)\n", path, engine_sock);
+
+	int sig = 0;
+	sigwait(&set, &sig);
+	MHD_stop_daemon(d);
+	unlink(path);
+	pv_ctrl_engine_free(ctrl.engine);
+	free(ctrl.rundir);
+	free(ctrl.storage);
+	free(ctrl.objects_dir);
+	return 0;
+}

@@ -85,7 +85,10 @@ static int loop_attach(const char *file, char *dev, size_t n)
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.fd = ffd;
 		cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
-		snprintf((char *)cfg.info.lo_file_name, LO_NAME_SIZE, "%s", file);
+		/* the name is informational (losetup -a); keep its tail, which names the file */
+		size_t fl = strlen(file);
+		const char *tail = fl >= LO_NAME_SIZE ? file + fl - (LO_NAME_SIZE - 1) : file;
+		memcpy(cfg.info.lo_file_name, tail, strlen(tail));
 		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
 			/* keep lfd open until mounted: autoclear would free an unused device */
 			r = lfd;

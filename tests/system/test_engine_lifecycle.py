@@ -447,3 +447,70 @@ def test_graph_pushed_on_subscribe_and_on_every_pid_change(env):
     assert up["links"][0]["consumer_pid"] == env.lxc(cons[0])[1] != pid
     s.close()
     assert stop_engine(env, p) == 0
+
+
+WRITER = """#!/bin/sh
+trap 'exit 0' TERM
+echo run >> /perm/count
+echo run >> /rev/count
+echo run >> /boot/count
+while true; do sleep 1; done
+"""
+
+
+def test_storage_volumes_follow_their_persistence(env):
+    name = env.tag + "vo"
+    conf = LXC_CONF + "".join(
+        "lxc.mount.entry = %s/%s/%s %s none bind,create=dir 0 0\n" % (env.voldir, name, v, v)
+        for v in ("perm", "rev", "boot"))
+    c = env.container("vo", init=WRITER, group="app", restart_policy="container",
+                      storage={"lxc-overlay": {"persistence": "boot"},
+                               "perm": {"persistence": "permanent"},
+                               "rev": {"persistence": "revision"},
+                               "boot": {"persistence": "boot"}})
+    cpath = os.path.join(env.root, "vo.conf")
+    with open(cpath, "w") as f:
+        f.write(conf)
+    c[1][name + "/lxc.container.conf"] = env.add_object(cpath)
+    env.write_rev("0", c)
+    perm = os.path.join(env.storage, "disks", "perm", name, "perm", "count")
+    rev = os.path.join(env.storage, "disks", "rev", "0", name, "rev", "count")
+    for run in (1, 2):
+        p = env.start()
+        assert wait_for(lambda: os.path.exists(perm) and
+                        open(perm).read().count("run") == run, 10), env.log()
+        boot = os.path.join(env.voldir, name, "boot", "count")
+        assert open(boot).read() == "run\n"  # a fresh tmpfs every boot
+        assert open(rev).read().count("run") == run
+        assert stop_engine(env, p) == 0
+        assert env.mounts() == []
+
+
+def test_boot_revision_from_uboot_txt(env):
+    a = env.container("u0", group="app", restart_policy="container")
+    b = env.container("u1", group="app", restart_policy="container")
+    env.write_rev("0", a)
+    env.write_rev("1", b)
+    os.makedirs(os.path.join(env.storage, "boot"))
+    with open(os.path.join(env.storage, "boot", "uboot.txt"), "wb") as f:
+        f.write(b"pv_rev=1\0pv_try=\0")
+    p = env.start()
+    assert wait_for(lambda: env.lxc(b[0])[0] == "RUNNING"), env.log("1")
+    assert env.lxc(a[0])[0] != "RUNNING"
+    assert os.readlink(os.path.join(env.storage, "trails", "current")) == "1"
+    assert os.readlink(os.path.join(env.storage, "logs", "current")) == "1"
+    assert stop_engine(env, p) == 0
+
+
+def test_pantavisor_log_rotates_by_size(env):
+    c = env.container("lr", init=CRASHER, group="app", restart_policy="container",
+                      auto_recovery={"policy": "always", "retry_delay": 0})
+    env.write_rev("0", c)
+    # budget 20 KiB => rotation at 20K/4/5 = 1 KiB
+    p = env.start(PV_LOG_DIR_MAXSIZE="20K")
+    base = os.path.join(env.storage, "logs", "0", "pantavisor", "pantavisor.log")
+    assert wait_for(lambda: os.path.exists(base + ".2"), 60)
+    assert stop_engine(env, p) == 0
+    assert not os.path.exists(base + ".3")
+    for f in (base, base + ".1", base + ".2"):
+        assert os.path.getsize(f) < 1024 + 2400  # one line past the threshold at most

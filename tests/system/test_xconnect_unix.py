@@ -163,6 +163,24 @@ def test_consumer_pid_change_reestablishes(env):
     s.close()
 
 
+def test_provider_restart_reestablishes(env):
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target))
+    s.sendall(b"one\n")
+    assert recv_until(s) == b"one\n"
+    prov.kill()
+    prov2, sock = env.provider("prov")  # restarted provider: new pid, new socket inode
+    assert wait_for(lambda: os.path.exists(prov2.path(sock)))
+    t0 = env.engine.push([link("cons", cons.pid, "prov", prov2.pid, "echo", target, sock)])
+    assert env.engine.wait_state("cons", "echo", "up", since=t0)
+    assert s.recv(10) == b""  # the old connection went with the old provider
+    s2 = connect(cons.path(target))
+    s2.sendall(b"two\n")
+    assert recv_until(s2) == b"two\n"
+    s2.close()
+
+
 def test_kill9_restart_readopts(env):
     prov, cons, target, _ = setup_link(env)
     assert wait_for(lambda: os.path.exists(cons.path(target)))

@@ -135,19 +135,20 @@ class FakeEngine:
                     self.subscribers.remove(c)
             return t
 
-    def link_state(self, consumer, name):
+    def link_state(self, consumer, name, since=0.0):
+        """The link in the latest status report (received after `since`), or None."""
         with self.lock:
-            if not self.status:
+            if not self.status or self.status[-1][0] < since:
                 return None
             for l in self.status[-1][1]:
                 if l["consumer"] == consumer and l["name"] == name:
                     return l
         return None
 
-    def wait_state(self, consumer, name, state, timeout=5.0):
+    def wait_state(self, consumer, name, state, timeout=5.0, since=0.0):
         return wait_for(
-            lambda: (self.link_state(consumer, name) or {}).get("state") == state
-            and self.link_state(consumer, name),
+            lambda: (self.link_state(consumer, name, since) or {}).get("state") == state
+            and self.link_state(consumer, name, since),
             timeout,
         )
 

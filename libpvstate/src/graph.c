@@ -1,6 +1,7 @@
 /* graph.c: the xconnect graph (spec §9): built from a parsed state and the running pids,
  * emitted/parsed with upstream's member names, and diffed by (consumer, name, target). */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -284,7 +285,9 @@ static int get_pid(const cJSON *o, size_t idx, const char *k, int *dst, struct p
 	*dst = 0;
 	if (!v || cJSON_IsNull(v))
 		return 0;
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+	/* Range first: casting an out-of-range double to int is undefined. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX) ||
+	    v->valuedouble != (double)(int)v->valuedouble)
 		return pv_error_set(err, -EINVAL, "graph: links[%zu].%s: not an integer", idx, k);
 	*dst = (int)v->valuedouble;
 	return 0;

@@ -207,7 +207,12 @@ static unsigned json_type(const cJSON *v)
 	if (cJSON_IsString(v))
 		return A_STR;
 	if (cJSON_IsNumber(v))
-		return v->valuedouble == (double)(long long)v->valuedouble ? A_INT : 0;
+		/* |x| <= 2^53: exact in a double, and the cast below is defined. */
+		return v->valuedouble >= -9007199254740992.0 &&
+			       v->valuedouble <= 9007199254740992.0 &&
+			       v->valuedouble == (double)(long long)v->valuedouble
+			   ? A_INT
+			   : 0;
 	if (cJSON_IsNull(v))
 		return A_NULL;
 	if (cJSON_IsArray(v))

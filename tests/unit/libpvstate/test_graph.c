@@ -334,6 +334,13 @@ static void test_parse_errors(void **st)
 	expect_parse_error("[{\"consumer\":\"c\",\"name\":\"n\",\"provider\":\"p\",\"type\":\"t\","
 			   "\"consumer_pid\":\"12\"}]",
 			   "links[0].consumer_pid: not an integer");
+	/* found by fuzz_graph: a pid beyond int must be refused, not cast */
+	expect_parse_error("[{\"consumer\":\"c\",\"name\":\"n\",\"provider\":\"p\",\"type\":\"t\","
+			   "\"consumer_pid\":6666666666666666666666666661}]",
+			   "links[0].consumer_pid: not an integer");
+	expect_parse_error("[{\"consumer\":\"c\",\"name\":\"n\",\"provider\":\"p\",\"type\":\"t\","
+			   "\"consumer_pid\":-1e999}]",
+			   "links[0].consumer_pid: not an integer");
 	expect_parse_error("[{\"consumer\":\"c\",\"name\":\"n\",\"provider\":\"p\",\"type\":\"t\","
 			   "\"provider_pid\":1.5}]",
 			   "links[0].provider_pid: not an integer");

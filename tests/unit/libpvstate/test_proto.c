@@ -239,6 +239,12 @@ static void test_parse_requests_table(void **st)
 	expect_reject("{\"op\":\"whois\",\"id\":1,\"args\":{\"pid\":\"1\"}}",
 		      "request \"whois\": args.pid: not integer");
 	expect_reject("{\"op\":\"whois\",\"id\":1,\"args\":[1]}", "args: not an object");
+	expect_reject("{\"op\":\"whois\",\"id\":1,\"args\":{\"pid\":1e300}}",
+		      "args.pid: not integer");
+	expect_reject("{\"op\":\"whois\",\"id\":1,\"args\":{\"pid\":-1e999}}",
+		      "args.pid: not integer");
+	expect_reject("{\"id\":1,\"status\":1e999}", "status");
+	expect_reject("{\"op\":\"graph\",\"generation\":1e999,\"links\":[]}", "generation");
 	expect_reject("{\"op\":\"container-action\",\"id\":1,\"args\":{\"name\":\"a\"}}",
 		      "request \"container-action\": args.action: missing");
 	expect_reject("{\"op\":\"signal\",\"id\":1,\"args\":{\"container\":\"a\",\"type\":\"r\","

@@ -272,7 +272,7 @@ static ssize_t clean_prefix(int fd, size_t n)
 	size_t lo = 1, hi = n; /* peek(hi) reaches it */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		bool ct;
+		bool ct = false;
 		ssize_t r = peek(fd, mid, &ct);
 		if (r < 0)
 			return r;

@@ -84,10 +84,40 @@ static void serve(int c)
 	free(buf);
 }
 
+/* Minimal HTTP/1.1 keep-alive responder: one fixed response per request head (no bodies). */
+static const char http_ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+static void serve_http(int c)
+{
+	char buf[16384];
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(c, buf + len, sizeof(buf) - len);
+		if (n <= 0)
+			return;
+		len += (size_t)n;
+		char *e;
+		while ((e = memmem(buf, len, "\r\n\r\n", 4))) {
+			size_t hl = (size_t)(e - buf) + 4;
+			if (full_write(c, http_ok, sizeof(http_ok) - 1) < 0)
+				return;
+			memmove(buf, buf + hl, len - hl);
+			len -= hl;
+		}
+		if (len == sizeof(buf))
+			return;
+	}
+}
+
+static int http_mode;
+
 static void *serve_thread(void *arg)
 {
 	int c = (int)(intptr_t)arg;
-	serve(c);
+	if (http_mode)
+		serve_http(c);
+	else
+		serve(c);
 	close(c);
 	return NULL;
 }
@@ -127,9 +157,13 @@ int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "server"))
 		return server(argv[2]);
+	if (argc >= 3 && !strcmp(argv[1], "http-server")) {
+		http_mode = 1;
+		return server(argv[2]);
+	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: pvx-bench server PATH | tput PATH MIB | rtt PATH N | "
-				"conns PATH SECONDS\n");
+		fprintf(stderr, "usage: pvx-bench server|http-server PATH | tput PATH MIB | "
+				"rtt PATH N | conns PATH SECONDS | reqs PATH SECONDS\n");
 		return 2;
 	}
 	const char *path = argv[2];
@@ -167,6 +201,28 @@ int main(int argc, char **argv)
 		}
 		qsort(v, (size_t)n, sizeof(*v), cmp);
 		printf("%.2f\n", v[n / 2]); /* median microseconds */
+		return 0;
+	}
+	if (!strcmp(argv[1], "reqs")) {
+		/* keep-alive GETs, one at a time, for n seconds: requests/s */
+		static const char req[] = "GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+		int s = dial(path);
+		double t0 = now(), end = t0 + (double)n;
+		long count = 0;
+		char buf[4096];
+		while (now() < end) {
+			if (full_write(s, req, sizeof(req) - 1) < 0)
+				return 1;
+			size_t len = 0;
+			while (len < 4 || memcmp(buf + len - 4, "\r\nok", 4)) {
+				ssize_t r = read(s, buf + len, sizeof(buf) - len);
+				if (r <= 0)
+					return 1;
+				len += (size_t)r;
+			}
+			count++;
+		}
+		printf("%.0f\n", (double)count / (now() - t0));
 		return 0;
 	}
 	if (!strcmp(argv[1], "conns")) {

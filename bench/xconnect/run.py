@@ -75,6 +75,18 @@ def main():
             res[name] = tuple(statistics.median(c) for c in cols) + tuple(
                 statistics.median(r) for r in ratios)
 
+        # REST: keep-alive requests/s through a rest link vs the provider's socket directly
+        hroot = os.path.join(env.dir, "rest")
+        hsock = os.path.join(hroot, "api.sock")
+        hprov = env.ns("rest", [tool(), "http-server", hsock])
+        assert wait_for(lambda: os.path.exists(hprov.path(hsock)))
+        tr = cons.root + "/run/rest.sock"
+        base.append(link("cons", cons.pid, "rest", hprov.pid, "rest", tr, hsock, type_="rest"))
+        t0 = env.engine.push(base)
+        assert env.engine.wait_state("cons", "rest", "up", since=t0)
+        rest_runs = [(measure("reqs", hprov.path(hsock), a.conns_seconds),
+                      measure("reqs", cons.path(tr), a.conns_seconds)) for _ in range(a.rounds)]
+
         # graph change -> socket present in the consumer
         lat = []
         for i in range(20):
@@ -103,6 +115,10 @@ def main():
         for name, (tput, rtt, conns, rt, rr, rc) in res.items():
             print("%-18s %12.0f %7.2fx %12.2f %7.2fx %12.0f %7.2fx" % (
                 name, tput, rt, rtt, rr, conns, rc))
+        rd = statistics.median(r[0] for r in rest_runs)
+        rp = statistics.median(r[1] for r in rest_runs)
+        print("REST keep-alive requests/s: direct %.0f, through the rest link %.0f (%.2fx)" % (
+            rd, rp, statistics.median(r[1] / r[0] for r in rest_runs)))
         print("graph push -> socket in consumer: median %.2f ms, max %.2f ms (20 pushes)" % (
             statistics.median(lat), max(lat)))
         print("RSS: 2 links %d KiB; %d links %d KiB (all up: %s, in %.2f s)" % (

@@ -158,6 +158,48 @@ static int apply_overrides(struct pv_ctr *c, struct lxc_container *lc, struct pv
 	return ok ? 0 : -EINVAL;
 }
 
+/* Why liblxc failed, from what it wrote to lxc.log during this start (from offset `from`):
+ * the "Failed to exec" line when there is one (it names the init), else the first ERROR line that
+ * is not about an optional mount, so the engine's own log line is enough to act on. */
+static void lxc_log_reason(struct pv_engine *e, const char *name, long from, char *out, size_t n)
+{
+	char path[4096], *buf = NULL;
+	size_t len = 0;
+	snprintf(out, n, "no reason in lxc.log");
+	snprintf(path, sizeof(path), "%s/%s/%s/lxc/lxc.log", e->logdir, e->rev, name);
+	if (pv_file_read_all(path, 16u * 1024 * 1024, &buf, &len, NULL) < 0)
+		return;
+	const char *pick = NULL;
+	for (char *line = buf + ((size_t)from <= len ? (size_t)from : len); *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		if (strstr(line, " ERROR ")) {
+			if (strstr(line, "Failed to exec")) {
+				pick = line;
+				break;
+			}
+			if (!pick && !strstr(line, "safe_mount"))
+				pick = line;
+		}
+		if (!end)
+			break;
+		line = end + 1;
+	}
+	if (pick) {
+		const char *msg = strstr(pick, ".c:");
+		msg = msg ? strstr(msg, " - ") : NULL;
+		snprintf(out, n, "%s", msg ? msg + 3 : pick);
+	}
+	free(buf);
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
 int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 {
 	struct pv_engine *e = c->e;
@@ -193,9 +235,14 @@ int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 	lc->want_close_all_fds(lc, true);
 	c->stop_requested = false;
 	pv_container_set_status(c, PV_CS_STARTING);
+	char lpath[4200];
+	snprintf(lpath, sizeof(lpath), "%s/%s/%s/lxc/lxc.log", e->logdir, e->rev, name);
+	long log_from = file_size(lpath);
 	if (!lc->start(lc, 0, NULL) || lc->init_pid(lc) <= 0) {
+		char why[512];
+		lxc_log_reason(e, name, log_from, why, sizeof(why));
 		r = pv_error_set(err, -ECHILD,
-				 "container %s: start failed (see %s/%s/%s/lxc/lxc.log)", name,
+				 "container %s: start failed: %s (%s/%s/%s/lxc/lxc.log)", name, why,
 				 e->logdir, e->rev, name);
 		goto out;
 	}

@@ -514,3 +514,22 @@ def test_pantavisor_log_rotates_by_size(env):
     assert not os.path.exists(base + ".3")
     for f in (base, base + ".1", base + ".2"):
         assert os.path.getsize(f) < 1024 + 2400  # one line past the threshold at most
+
+
+def test_init_that_cannot_exec_is_named_and_others_keep_running(env):
+    name = env.tag + "nx"
+    cpath = os.path.join(env.root, "nx.conf")
+    with open(cpath, "w") as f:
+        f.write(LXC_CONF.replace("lxc.init.cmd = /init", "lxc.init.cmd = /no/such/init"))
+    bad = env.container("nx", group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"})
+    bad[1][name + "/lxc.container.conf"] = env.add_object(cpath)
+    good = env.container("gk", group="app", restart_policy="container")
+    env.write_rev("0", bad, good)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(good[0])[0] == "RUNNING"), env.log()
+    assert wait_for(lambda: env.containers()[name]["status"] == "STOPPED", 10), env.log()
+    lines = [l for l in env.log().splitlines() if name in l and "ERROR" in l]
+    assert any("/no/such/init" in l for l in lines), lines
+    assert p.poll() is None and env.lxc(good[0])[0] == "RUNNING"
+    assert stop_engine(env, p) == 0

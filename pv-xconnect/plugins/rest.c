@@ -408,13 +408,16 @@ static void go_bad(struct rconn *c)
 	}
 }
 
-static void conn_run(struct rconn *c)
+/* rd: bit 0 = the consumer is readable, bit 1 = the provider is. Only signalled sides are
+ * read (the poll is level-triggered: what is left is signalled again), so a request/response
+ * costs one read and one write per side instead of extra reads that would only say EAGAIN. */
+static void conn_run(struct rconn *c, int rd)
 {
 	for (int pass = 0; pass < 8 && !c->closing; pass++) {
 		bool progress = false;
 		int rc;
 		/* consumer -> parser -> provider */
-		if (!c->c_eof && c->st != P_BAD && c->pout.len < BUF_LIMIT &&
+		if ((rd & 1) && !c->c_eof && c->st != P_BAD && c->pout.len < BUF_LIMIT &&
 		    c->cin.len < HEAD_MAX) {
 			rc = fill(c->fd[0], &c->cin);
 			if (rc == -1)
@@ -440,7 +443,7 @@ static void conn_run(struct rconn *c)
 			shutdown(c->fd[1], SHUT_WR);
 		}
 		/* provider -> consumer (verbatim) */
-		if (!c->p_eof && c->cout.len < BUF_LIMIT) {
+		if ((rd & 2) && !c->p_eof && c->cout.len < BUF_LIMIT) {
 			rc = fill(c->fd[1], &c->cout);
 			if (rc == -1)
 				c->p_eof = true;
@@ -465,6 +468,7 @@ static void conn_run(struct rconn *c)
 		}
 		if (!progress)
 			break;
+		rd = 0; /* further passes only flush what the reads produced */
 	}
 	/* poll for what we wait on */
 	int want[2] = {0, 0};
@@ -498,7 +502,8 @@ static void conn_poll_cb(uv_poll_t *h, int status, int events)
 		conn_close(c);
 		return;
 	}
-	conn_run(c);
+	int side = h == &c->poll[0] ? 0 : 1;
+	conn_run(c, (events & (UV_READABLE | UV_DISCONNECT)) ? 1 << side : 0);
 }
 
 static void rest_accept(void *opaque, int cfd)
@@ -532,7 +537,7 @@ static void rest_accept(void *opaque, int cfd)
 		rl->conns->prev = c;
 	rl->conns = c;
 	rl->n_conns++;
-	conn_run(c);
+	conn_run(c, 3);
 }
 
 static int rest_add(struct pvx_link *l, struct pv_error *err)

@@ -1,0 +1,104 @@
+# test_engine_appengine.py: pv-engine run by the real `pantavisor` init in appengine mode:
+# kill -9 of the engine (init respawns it, containers re-adopted with the same pid), a system
+# container failing (engine asks init to reboot: appengine init exits 0), SIGINT order.
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from test_engine_lifecycle import CRASHER, ENGINE, Env, PV_BIN, wait_for
+
+INIT = os.path.join(PV_BIN, "pantavisor")
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (loop devices, LXC)"),
+    pytest.mark.skipif(not (os.path.exists(ENGINE) and os.path.exists(INIT)),
+                       reason="pv-engine or pantavisor not built"),
+]
+
+
+class InitEnv(Env):
+    def start_init(self):
+        libexec = os.path.join(self.root, "libexec")
+        os.makedirs(libexec, exist_ok=True)
+        # only the engine: these tests are about it (init logs and skips the missing ones)
+        if not os.path.exists(os.path.join(libexec, "pv-engine")):
+            os.symlink(ENGINE, os.path.join(libexec, "pv-engine"))
+        env = dict(os.environ)
+        env.update(PV_LXC_PATH=self.lxcpath, PV_DISK_VOLDIR=self.voldir,
+                   PV_SYSTEM_CONFDIR=self.confdir, PV_ENGINE_SOCKET=self.sock,
+                   PV_LIBEXEC_DIR=libexec)
+        log = open(os.path.join(self.root, "init-%d.log" % len(self.procs)), "w")
+        p = subprocess.Popen([INIT, "--mode", "appengine", "--rundir", self.rundir,
+                              "--storage", self.storage], env=env, stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def engine_pids(self):
+        out = subprocess.run(["pgrep", "-f", "pv-engine --mode appengine --rundir %s" %
+                              self.rundir], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def init_log(self):
+        return open(os.path.join(self.root, "init-0.log")).read()
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for pid in self.engine_pids():
+            os.kill(pid, signal.SIGKILL)
+        super().cleanup()
+
+
+@pytest.fixture
+def ienv():
+    e = InitEnv()
+    yield e
+    e.cleanup()
+
+
+def test_kill9_engine_is_respawned_and_readopts(ienv):
+    c = ienv.container("rk", group="app", restart_policy="container",
+                       auto_recovery={"policy": "no"})
+    ienv.write_rev("0", c)
+    init = ienv.start_init()
+    assert wait_for(lambda: ienv.lxc(c[0])[0] == "RUNNING"), ienv.log() + ienv.init_log()
+    pid = ienv.lxc(c[0])[1]
+    (epid,) = ienv.engine_pids()
+    os.kill(epid, signal.SIGKILL)
+    new = wait_for(lambda: [p for p in ienv.engine_pids() if p != epid], 15)
+    assert new, ienv.init_log()
+    assert wait_for(lambda: "re-adopted" in ienv.log(), 10), ienv.log()
+    assert ienv.containers()[c[0]]["pid"] == pid
+    assert ienv.lxc(c[0]) == ("RUNNING", pid)
+    # SIGINT = poweroff for appengine init: ordered shutdown, exit 3, nothing left
+    init.send_signal(signal.SIGINT)
+    assert init.wait(60) == 3, ienv.init_log()
+    assert ienv.lxc(c[0])[0] != "RUNNING"
+    assert ienv.mounts() == []
+    assert wait_for(lambda: ienv.loops() == [], 5)
+    assert ienv.engine_pids() == []
+
+
+def test_system_failure_makes_appengine_init_exit_for_relaunch(ienv):
+    c = ienv.container("sf", init=CRASHER, group="app", restart_policy="system",
+                       auto_recovery={"policy": "no"})
+    ienv.write_rev("0", c)
+    init = ienv.start_init()
+    # appengine: a reboot is exit 0 so pv-appengine relaunches
+    assert init.wait(60) == 0, ienv.init_log() + ienv.log()
+    assert "restart_policy system" in ienv.log()
+    assert ienv.mounts() == []
+    assert ienv.engine_pids() == []
+    # the relaunch (what pv-appengine does): a new engine starts the containers again
+    init2 = ienv.start_init()
+    assert wait_for(lambda: ienv.log().count("%s: started" % c[0]) >= 2, 20), ienv.log()
+    init2.send_signal(signal.SIGINT)
+    init2.wait(60)

@@ -142,8 +142,42 @@ static int graph_push(struct pv_graph *g, size_t *cap)
 	return 0;
 }
 
+static int add_link(struct pv_graph *g, size_t *cap, const struct pv_service_req *req,
+		    const char *consumer, int consumer_pid, const char *provider, int provider_pid,
+		    const char *type, const char *socket, const char *export_mode)
+{
+	if (graph_push(g, cap) < 0)
+		return -ENOMEM;
+	struct pv_link l = {0};
+	bool oom = false;
+	l.type = dup_or_null(type, &oom);
+	l.name = dup_or_null(req->name, &oom);
+	l.consumer = dup_or_null(consumer, &oom);
+	l.consumer_pid = consumer_pid;
+	l.provider = dup_or_null(provider, &oom);
+	l.provider_pid = provider_pid;
+	l.role = dup_or_null(req->role ? req->role : "any", &oom);
+	l.interface = dup_or_null(req->interface ? req->interface : type, &oom);
+	l.target = dup_or_null(req->target, &oom);
+	l.socket = dup_or_null(socket, &oom);
+	l.mode = dup_or_null(req->mode ? req->mode : export_mode, &oom);
+	if (oom) {
+		pv_link_free(&l);
+		return -ENOMEM;
+	}
+	g->links[g->n_links++] = l;
+	return 0;
+}
+
 int pv_graph_build(const struct pv_state *s, const struct pv_pid *pids, size_t n_pids,
 		   struct pv_graph *out, struct pv_error *err)
+{
+	return pv_graph_build_opts(s, pids, n_pids, NULL, out, err);
+}
+
+int pv_graph_build_opts(const struct pv_state *s, const struct pv_pid *pids, size_t n_pids,
+			const struct pv_graph_opts *opts, struct pv_graph *out,
+			struct pv_error *err)
 {
 	size_t cap = 0;
 	memset(out, 0, sizeof(*out));
@@ -157,37 +191,28 @@ int pv_graph_build(const struct pv_state *s, const struct pv_pid *pids, size_t n
 			const struct pv_service_req *req = &cons->requires[r];
 			if (!req->name)
 				continue;
+			int cpid = pid_of(pids, n_pids, cons->name);
+			size_t before = out->n_links;
 			for (size_t p = 0; p < s->n_containers; p++) {
 				const struct pv_container *prov = &s->containers[p];
 				for (size_t e = 0; e < prov->n_exports; e++) {
 					const struct pv_service_export *ex = &prov->exports[e];
 					if (!ex->name || strcmp(ex->name, req->name))
 						continue;
-					if (graph_push(out, &cap) < 0)
+					if (add_link(out, &cap, req, cons->name, cpid, prov->name,
+						     pid_of(pids, n_pids, prov->name),
+						     ex->type ? ex->type : "", ex->socket,
+						     ex->mode))
 						goto oom;
-					struct pv_link l = {0};
-					bool oom = false;
-					const char *type = ex->type ? ex->type : "";
-					l.type = dup_or_null(type, &oom);
-					l.name = dup_or_null(req->name, &oom);
-					l.consumer = dup_or_null(cons->name, &oom);
-					l.consumer_pid = pid_of(pids, n_pids, cons->name);
-					l.provider = dup_or_null(prov->name, &oom);
-					l.provider_pid = pid_of(pids, n_pids, prov->name);
-					l.role = dup_or_null(req->role ? req->role : "any", &oom);
-					l.interface = dup_or_null(
-					    req->interface ? req->interface : type, &oom);
-					l.target = dup_or_null(req->target, &oom);
-					l.socket = dup_or_null(ex->socket, &oom);
-					l.mode =
-					    dup_or_null(req->mode ? req->mode : ex->mode, &oom);
-					if (oom) {
-						pv_link_free(&l);
-						goto oom;
-					}
-					out->links[out->n_links++] = l;
 				}
 			}
+			/* The hosted bus only answers when no container provides the name (the
+			 * validator rejects states that shadow it anyway). */
+			if (out->n_links == before && opts && opts->hosted_bus_socket &&
+			    !strcmp(req->name, "system-bus") &&
+			    add_link(out, &cap, req, cons->name, cpid, PV_GRAPH_PROVIDER_HOSTED, 0,
+				     "dbus", opts->hosted_bus_socket, NULL))
+				goto oom;
 		}
 	}
 	return 0;

@@ -44,6 +44,17 @@ struct pv_pid {
  * optional alike, in state order. pids may be NULL; a container not listed gets pid 0. */
 int pv_graph_build(const struct pv_state *s, const struct pv_pid *pids, size_t n_pids,
 		   struct pv_graph *out, struct pv_error *err);
+/* Build options. hosted_bus_socket non-NULL = the hosted D-Bus is enabled
+ * (PV_XCONNECT_DBUS_SYSTEMBUS_ENABLED): each requirement named "system-bus" that no container
+ * exports gets one builtin link {provider "_pv_", provider_pid 0, type "dbus", socket =
+ * hosted_bus_socket} (spec §9). */
+struct pv_graph_opts {
+	const char *hosted_bus_socket;
+};
+#define PV_GRAPH_PROVIDER_HOSTED "_pv_"
+int pv_graph_build_opts(const struct pv_state *s, const struct pv_pid *pids, size_t n_pids,
+			const struct pv_graph_opts *opts, struct pv_graph *out,
+			struct pv_error *err);
 void pv_graph_free(struct pv_graph *g);
 
 /* JSON array of links (upstream field names). with_status adds "state"/"error". Caller frees. */

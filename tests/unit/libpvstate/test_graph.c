@@ -185,6 +185,43 @@ static void test_build_several_providers_self_optional(void **st)
 	pv_graph_free(&g);
 }
 
+static void test_build_hosted_system_bus(void **st)
+{
+	(void)st;
+	struct tstate t = {0};
+	struct pv_container *a = add_container(&t, "a");
+	struct pv_container *b = add_container(&t, "b");
+	add_req(a, "system-bus", "dbus", "admin", NULL, "/run/dbus/system_bus_socket", NULL, false);
+	add_req(b, "system-bus", "dbus", NULL, NULL, NULL, NULL, true);
+	struct pv_pid pids[] = {{"a", 11}};
+	struct pv_graph g;
+	/* disabled: no exporter, no link */
+	assert_int_equal(pv_graph_build(&t.s, pids, 1, &g, NULL), 0);
+	assert_int_equal(g.n_links, 0);
+	pv_graph_free(&g);
+	struct pv_graph_opts o = {.hosted_bus_socket = "/run/pantavisor/dbus/socket"};
+	assert_int_equal(pv_graph_build_opts(&t.s, pids, 1, &o, &g, NULL), 0);
+	assert_int_equal(g.n_links, 2);
+	assert_string_equal(g.links[0].provider, PV_GRAPH_PROVIDER_HOSTED);
+	assert_string_equal(g.links[0].provider, "_pv_");
+	assert_int_equal(g.links[0].provider_pid, 0);
+	assert_int_equal(g.links[0].consumer_pid, 11);
+	assert_string_equal(g.links[0].type, "dbus");
+	assert_string_equal(g.links[0].interface, "dbus");
+	assert_string_equal(g.links[0].role, "admin");
+	assert_string_equal(g.links[0].socket, "/run/pantavisor/dbus/socket");
+	assert_string_equal(g.links[0].target, "/run/dbus/system_bus_socket");
+	assert_string_equal(g.links[1].consumer, "b");
+	pv_graph_free(&g);
+	/* a container exporting the name is used instead of the hosted bus */
+	add_export(b, "system-bus", "dbus", "/run/own-bus", NULL);
+	assert_int_equal(pv_graph_build_opts(&t.s, pids, 1, &o, &g, NULL), 0);
+	assert_int_equal(g.n_links, 2);
+	assert_string_equal(g.links[0].provider, "b");
+	assert_string_equal(g.links[1].provider, "b");
+	pv_graph_free(&g);
+}
+
 static void test_build_from_fixture(void **st)
 {
 	(void)st;
@@ -474,6 +511,7 @@ int main(void)
 	    cmocka_unit_test(test_build_defaults_and_pids),
 	    cmocka_unit_test(test_build_explicit_fields_and_mode),
 	    cmocka_unit_test(test_build_several_providers_self_optional),
+	    cmocka_unit_test(test_build_hosted_system_bus),
 	    cmocka_unit_test(test_build_from_fixture),
 	    cmocka_unit_test(test_emit_parse_round_trip),
 	    cmocka_unit_test(test_parse_upstream_form_defaults),

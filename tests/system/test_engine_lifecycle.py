@@ -533,3 +533,22 @@ def test_init_that_cannot_exec_is_named_and_others_keep_running(env):
     assert any("/no/such/init" in l for l in lines), lines
     assert p.poll() is None and env.lxc(good[0])[0] == "RUNNING"
     assert stop_engine(env, p) == 0
+
+
+def test_group_timeout_unblocks_the_next_group(env):
+    groups = [{"name": "first", "status_goal": "READY", "restart_policy": "container",
+               "timeout": 2},
+              {"name": "second", "status_goal": "STARTED", "restart_policy": "container",
+               "timeout": 30}]
+    r = env.container("t1", group="first", auto_recovery={"policy": "no"})
+    s = env.container("t2", group="second", auto_recovery={"policy": "no"})
+    env.write_rev("0", r, s, extra={"groups.json": groups})
+    p = env.start()
+    assert wait_for(lambda: env.lxc(r[0])[0] == "RUNNING")
+    t0 = time.time()
+    assert env.containers()[s[0]]["status"] == "BLOCKED"
+    # never signalled READY: the 2 s timeout (counted from its start) unblocks "second"
+    assert wait_for(lambda: env.lxc(s[0])[0] == "RUNNING", 10), env.log()
+    assert 1.0 <= time.time() - t0 <= 5.0
+    assert env.containers()[r[0]]["status"] == "STARTED"
+    assert stop_engine(env, p) == 0

@@ -56,6 +56,7 @@ struct engine {
 	struct pv_proto_decoder dec;
 	uint64_t next_id;
 	uint64_t generation;
+	unsigned rejected; /* replies >= 400 seen */
 	struct pvx_reconciler *rec;
 };
 
@@ -141,8 +142,11 @@ static void on_message(struct engine *e, const char *payload, size_t len)
 			free(g);
 		}
 	} else if (m.kind == PV_MSG_REPLY && m.status >= 400) {
-		pvx_log(PVX_WARN, "engine: request %llu failed (%d): %s", (unsigned long long)m.id,
-			m.status, m.error ? m.error : "");
+		/* Status reports repeat: an engine that rejects them is said once, not per link
+		 * change. */
+		pvx_log(e->rejected++ ? PVX_DEBUG : PVX_WARN,
+			"engine: request %llu failed (%d): %s", (unsigned long long)m.id, m.status,
+			m.error ? m.error : "");
 	}
 	pv_error_clear(&err);
 	pv_msg_free(&m);

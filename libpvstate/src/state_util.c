@@ -59,12 +59,13 @@ int pv_st_fail(struct pv_sctx *c, const char *key, const char *field, const char
 	int n = vasprintf(&m, fmt, ap);
 	va_end(ap);
 	c->nerr++;
+	/* keys come from the input: bound them so hostile keys cannot blow up the messages */
 	if (n < 0)
-		return pv_error_set(c->err, -EINVAL, "%s: out of memory", key);
+		return pv_error_set(c->err, -EINVAL, "%.256s: out of memory", key);
 	if (field)
-		pv_error_set(c->err, -EINVAL, "%s: %s: %s", key, field, m);
+		pv_error_set(c->err, -EINVAL, "%.256s: %s: %s", key, field, m);
 	else
-		pv_error_set(c->err, -EINVAL, "%s: %s", key, m);
+		pv_error_set(c->err, -EINVAL, "%.256s: %s", key, m);
 	free(m);
 	return -EINVAL;
 }

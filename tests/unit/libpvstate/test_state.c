@@ -260,6 +260,18 @@ static void test_limits(void **st)
 	assert_true(has_msg(&e, "more than 1000000 JSON values"));
 	pv_error_clear(&e);
 
+	/* a 1 MB key with a bad value: the message names it, bounded */
+	n = (size_t)sprintf(t, "{\"#spec\":\"pantavisor-service-system@1\",\"");
+	memset(t + n, 'k', 1u << 20);
+	n += 1u << 20;
+	memcpy(t + n, "\":1}", 4);
+	n += 4;
+	assert_int_equal(pv_state_parse(t, n, NULL, &s, &e), -EINVAL);
+	assert_true(has_msg(&e, "kkkk"));
+	for (size_t i = 0; i < e.count; i++)
+		assert_true(strlen(e.msgs[i]) < 1024);
+	pv_error_clear(&e);
+
 	/* NUL bytes, empty input, NULL text */
 	assert_int_equal(pv_state_parse("{\"#spec\"\0}", 10, NULL, &s, &e), -EINVAL);
 	assert_true(has_msg(&e, "NUL byte"));

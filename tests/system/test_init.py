@@ -1,0 +1,224 @@
+# test_init.py: pantavisor init against fake children written by the test (PV_LIBEXEC_DIR):
+# spawn arguments, initctl fd, respawn backoff, missing binaries, reaping, ordered shutdown.
+import os
+import signal
+import socket
+import struct
+import time
+
+import pytest
+
+import pvtest
+
+PANTAVISOR = pvtest.bin_path("pantavisor")
+pytestmark = pytest.mark.skipif(not os.path.exists(PANTAVISOR), reason="pantavisor not built")
+
+# A fake daemon: logs "<name> start <pid> <args>" and "<name> term <time>" to the shared event
+# log; on SIGTERM it waits TERM_DELAY seconds (to make the shutdown order observable).
+FAKE = r"""#!/bin/sh
+n=$(basename "$0")
+ev="$PVTEST_EVENTS"
+trap 'echo "$n term $(date +%s.%N)" >>"$ev"; sleep ${TERM_DELAY:-0}; echo "$n exit $(date +%s.%N)" >>"$ev"; exit 0' TERM
+echo "$n start $$ $(date +%s.%N) $*" >>"$ev"
+[ -e /proc/$$/fd/3 ] && echo "$n fd3 $(readlink /proc/$$/fd/3)" >>"$ev"
+if [ -n "$EXIT_NOW" ] && [ "$n" = "$EXIT_NOW" ]; then exit "${EXIT_CODE:-1}"; fi
+if [ -n "$ORPHANS" ] && [ "$n" = pv-ctrl ]; then
+	i=0; while [ $i -lt 5 ]; do (sleep 0.2 &); i=$((i+1)); done
+fi
+while :; do sleep 0.05; done
+"""
+
+REQ = struct.Struct("<I32s")
+REP = struct.Struct("<iI" + "32siI" * 8)
+
+# A fake engine in Python that drives initctl from a script given in env INITCTL_SCRIPT.
+FAKE_ENGINE_PY = r"""#!/usr/bin/env python3
+import os, signal, socket, struct, sys, time
+ev = os.environ["PVTEST_EVENTS"]
+def log(s):
+    with open(ev, "a") as f:
+        f.write(s + "\n")
+log("pv-engine start %d %f %s" % (os.getpid(), time.time(), " ".join(sys.argv[1:])))
+signal.signal(signal.SIGTERM, lambda *a: (log("pv-engine term %f" % time.time()), sys.exit(0)))
+s = socket.socket(fileno=3)
+REQ = struct.Struct("<I32s"); REP = struct.Struct("<iI" + "32siI" * 8)
+def ask(op, name=""):
+    s.send(REQ.pack(op, name.encode()))
+    r = REP.unpack(s.recv(REP.size))
+    log("reply %d %d %s" % (op, r[0], " ".join("%s:%d:%d" % (r[2 + 3*i].rstrip(b"\0").decode(), r[3 + 3*i], r[4 + 3*i]) for i in range(r[1]))))
+for line in os.environ.get("INITCTL_SCRIPT", "").split(";"):
+    if not line.strip():
+        continue
+    w = line.split()
+    if w[0] == "sleep":
+        time.sleep(float(w[1])); continue
+    ask(int(w[0]), w[1] if len(w) > 1 else "")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def events(dev):
+    try:
+        with open(dev.path("events")) as f:
+            return [line.split() for line in f.read().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def starts(dev, name):
+    return [e for e in events(dev) if e[0] == name and e[1] == "start"]
+
+
+def setup_libexec(dev, names=("pv-engine", "pv-ctrl", "pv-xconnect"), engine_py=False):
+    for n in names:
+        p = os.path.join(dev.libexec, n)
+        with open(p, "w") as f:
+            f.write(FAKE_ENGINE_PY if (engine_py and n == "pv-engine") else FAKE)
+        os.chmod(p, 0o755)
+
+
+def start_init(dev, mode="appengine", **env):
+    e = dev.env(PV_LIBEXEC_DIR=dev.libexec, PVTEST_EVENTS=dev.path("events"), **env)
+    args = [PANTAVISOR, "--mode", mode, "--rundir", dev.rundir, "--storage", dev.storage,
+            "--config", dev.path("none.config"), "--cmdline", "pv_rev=0 pv_try=1"]
+    return dev.start(args, env=e)
+
+
+def all_started(dev, names=("pv-engine", "pv-ctrl", "pv-xconnect")):
+    return all(starts(dev, n) for n in names)
+
+
+def test_children_spawned_with_args_and_initctl_fd(device):
+    setup_libexec(device)
+    p = start_init(device)
+    assert pvtest.wait_until(lambda: all_started(device), 5), pvtest.read_log(p)
+    for n in ("pv-engine", "pv-ctrl", "pv-xconnect"):
+        e = starts(device, n)[0]
+        args = " ".join(e[4:])
+        assert "--mode appengine" in args and "--rundir %s" % device.rundir in args
+        assert "--storage %s" % device.storage in args and "--cmdline pv_rev=0 pv_try=1" in args
+    pvtest.wait_until(lambda: len([e for e in events(device) if e[1] == "fd3"]), 2)
+    time.sleep(0.2)  # the others would have written theirs by now, too
+    fd3 = {e[0]: e[2] for e in events(device) if e[1] == "fd3"}
+    assert fd3.get("pv-engine", "").startswith("socket:"), fd3
+    assert "pv-ctrl" not in fd3 and "pv-xconnect" not in fd3, fd3  # only the engine gets it
+    assert os.path.isdir(device.rundir)
+    assert pvtest.stop(p) == 0
+    device.assert_clean()
+
+
+def test_kill9_respawns_and_missing_binary_not_respawned(device):
+    setup_libexec(device, names=("pv-engine", "pv-ctrl"))  # no pv-xconnect
+    p = start_init(device)
+    assert pvtest.wait_until(lambda: all_started(device, ("pv-engine", "pv-ctrl")), 5)
+    pid = int(starts(device, "pv-ctrl")[0][2])
+    t0 = time.time()
+    os.kill(pid, signal.SIGKILL)
+    assert pvtest.wait_until(lambda: len(starts(device, "pv-ctrl")) == 2, 5), pvtest.read_log(p)
+    second = starts(device, "pv-ctrl")[1]
+    assert int(second[2]) != pid
+    assert float(second[3]) - t0 >= 0.09  # not before the first backoff step
+    time.sleep(1.0)
+    log = pvtest.read_log(p)
+    assert log.count("pv-xconnect not found") == 1, log
+    assert "[pantavisor] " in log and "\t -- [init]: " in log
+    assert not starts(device, "pv-xconnect")
+    assert pvtest.stop(p) == 0
+
+
+def test_crash_loop_backoff_doubles(device):
+    setup_libexec(device)
+    p = start_init(device, EXIT_NOW="pv-xconnect", EXIT_CODE="1")
+    assert pvtest.wait_until(lambda: len(starts(device, "pv-xconnect")) >= 6, 8), pvtest.read_log(p)
+    t = [float(e[3]) for e in starts(device, "pv-xconnect")[:6]]
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    # 100, 200, 400, 800, 1600 ms (+ fork/exec of a shell each time)
+    for i, g in enumerate(gaps):
+        want = 0.1 * (2 ** i)
+        assert want * 0.9 <= g <= want + 0.5, gaps
+    assert "respawning pv-xconnect in 1600 ms" in pvtest.read_log(p)
+    assert pvtest.stop(p) == 0
+
+
+def test_orphans_are_reaped(device):
+    setup_libexec(device)
+    p = start_init(device, ORPHANS="1")
+    assert pvtest.wait_until(lambda: all_started(device), 5)
+    time.sleep(1.0)  # the orphaned sleeps (0.2 s) have exited and were re-parented to init
+
+    def zombies():
+        z = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/status" % d) as f:
+                    st = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            if st.get("PPid", "").strip() == str(p.pid) and st.get("State", "").startswith("Z"):
+                z.append(d)
+        return z
+
+    assert pvtest.wait_until(lambda: not zombies(), 3), zombies()
+    assert pvtest.stop(p) == 0
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 3)])
+def test_signal_ordered_shutdown(device, sig, code):
+    setup_libexec(device)
+    p = start_init(device, TERM_DELAY="0.5")
+    assert pvtest.wait_until(lambda: all_started(device), 5)
+    assert pvtest.stop(p, sig, timeout=20) == code, pvtest.read_log(p)
+    ev = events(device)
+    t = {(e[0], e[1]): float(e[2]) for e in ev if e[1] in ("term", "exit")}
+    # the engine is told first and has exited before the others are told
+    assert t[("pv-engine", "exit")] <= t[("pv-xconnect", "term")], ev
+    assert t[("pv-engine", "exit")] <= t[("pv-ctrl", "term")], ev
+    assert len(starts(device, "pv-engine")) == 1  # no respawn during shutdown
+    device.assert_clean()
+
+
+@pytest.mark.parametrize("status,code", [(10, 0), (11, 3)])
+def test_engine_exit_status_reboot_poweroff(device, status, code):
+    setup_libexec(device)
+    p = start_init(device, EXIT_NOW="pv-engine", EXIT_CODE=str(status))
+    assert pvtest.stop(p, sig=0, timeout=15) == code, pvtest.read_log(p)
+    assert len(starts(device, "pv-engine")) == 1
+    assert [e for e in events(device) if e[0] == "pv-ctrl" and e[1] == "term"]
+
+
+def test_initctl_daemons_and_reboot(device):
+    setup_libexec(device, engine_py=True)
+    script = "sleep 0.5; 5; 4 pv-ctrl; sleep 1; 5; 3 pv-ctrl; sleep 0.5; 5; 4 nosuch; 4 pv-engine; 1"
+    p = start_init(device, INITCTL_SCRIPT=script)
+    assert pvtest.stop(p, sig=0, timeout=20) == 0, pvtest.read_log(p)
+    replies = [e for e in events(device) if e[0] == "reply"]
+    assert [r[1:3] for r in replies[:7]] == [["5", "0"], ["4", "0"], ["5", "0"], ["3", "0"], ["5", "0"],
+                                         ["4", str(-2)], ["4", str(-1)]], replies[:7]
+    # the REBOOT reply races with the SIGTERM of the ordered shutdown that follows it: init's
+    # exit status 0 (reboot) and the engine's "term" event prove the request was honoured
+    assert [e for e in events(device) if e[:2] == ["pv-engine", "term"]]
+    first = dict(x.split(":", 1) for x in replies[0][3:])
+    assert set(first) == {"pv-engine", "pv-ctrl", "pv-xconnect"}
+    assert first["pv-ctrl"].endswith(":1") and not first["pv-ctrl"].startswith("0:")
+    after_stop = dict(x.split(":", 1) for x in replies[2][3:])
+    assert after_stop["pv-ctrl"] == "0:0", after_stop  # stopped and not respawned
+    after_start = dict(x.split(":", 1) for x in replies[4][3:])
+    assert after_start["pv-ctrl"].endswith(":1") and not after_start["pv-ctrl"].startswith("0:")
+    assert len(starts(device, "pv-ctrl")) == 2
+
+
+def test_real_engine_starts_and_stops(device):
+    engine = pvtest.bin_path("pv-engine")
+    if not os.path.exists(engine):
+        pytest.skip("bin/pv-engine not built")
+    e = device.env(PV_LIBEXEC_DIR=pvtest.BIN)
+    p = device.start([PANTAVISOR, "--mode", "appengine", "--rundir", device.rundir, "--storage",
+                      device.storage, "--config", device.path("none.config")], env=e)
+    assert pvtest.wait_until(lambda: "started pv-engine" in pvtest.read_log(p), 5)
+    time.sleep(1.0)
+    assert pvtest.stop(p, timeout=60) in (0, 3), pvtest.read_log(p)
+    assert "stopping pv-engine" in pvtest.read_log(p) or "pv-engine (pid" in pvtest.read_log(p)
+    device.assert_clean()

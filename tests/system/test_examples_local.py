@@ -534,6 +534,132 @@ def test_wayland_client_fails_cleanly_without_frame_callbacks(tmp, procs):
     assert r.returncode == 1, r.stdout + r.stderr
 
 
+# ---------------------------------------------------------------- image.conf in a chroot
+
+def shared_libs(path):
+    """The libraries the dynamic linker resolves for path (none for static binaries)."""
+    r = run(["ldd", path])
+    return re.findall(r"(/\S+) \(0x", r.stdout) if r.returncode == 0 else []
+
+
+def copy_into(root, src, dest=None):
+    dest = os.path.join(root, (dest or src).lstrip("/"))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.isdir(src):
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+    else:
+        shutil.copy2(src, dest)  # follows symlinks: the file itself goes in
+
+
+def pack(name, root):
+    """A rootfs with exactly what <name>/image.conf lists (the image builder's contract), plus
+    busybox for /bin/sh and a /dev/null, as the container runtime would provide."""
+    conf = image_conf(name)
+    for b in conf["BINS"].split():
+        copy_into(root, exe(b), "/usr/bin/" + b)
+        for lib in shared_libs(exe(b)):
+            copy_into(root, lib)
+    for pair in conf["FILES"].split():
+        src, _, dest = pair.partition(":")
+        copy_into(root, os.path.join(EXAMPLES, name, src), dest)
+    for f in conf["PACKAGES_BINS"].split():
+        copy_into(root, f)
+        for lib in shared_libs(f):
+            copy_into(root, lib)
+    for f in conf.get("PACKAGES_FILES", "").split():
+        copy_into(root, f)
+    busybox = shutil.which("busybox")
+    assert busybox and not shared_libs(busybox), "needs a static busybox (busybox-static)"
+    copy_into(root, busybox, "/bin/busybox")
+    for applet in ("sh", "mkdir", "chmod", "rm", "sleep", "dirname"):
+        os.symlink("busybox", os.path.join(root, "bin", applet))
+    for d in ("run", "tmp", "dev"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    os.mknod(os.path.join(root, "dev/null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(os.path.join(root, "dev/null"), 0o666)
+    os.chmod(root, 0o755)
+    return shlex.split(conf["INIT"])
+
+
+@pytest.fixture
+def linked_roots(tmp):
+    """Two rootfs dirs, each with its own /proc (as a container has; sanitizer runtimes need
+    it); link(provider_socket, target) makes the provider's /run visible in the consumer
+    (read-only bind mount) and points target at the socket, as an xconnect link would. Every
+    mount is removed before anything is deleted, even when the test fails."""
+    prov, cons = os.path.join(tmp, "provider-root"), os.path.join(tmp, "consumer-root")
+    mounts = []
+
+    def mount(args, where):
+        os.makedirs(where, exist_ok=True)
+        subprocess.run(["mount"] + args + [where], check=True)
+        mounts.append(where)
+
+    def proc(root):
+        mount(["-t", "proc", "proc"], os.path.join(root, "proc"))
+
+    def link(socket_path, target):
+        mnt = os.path.join(cons, "provider-run")
+        mount(["--bind", os.path.join(prov, "run")], mnt)
+        # Read-only: even a cleanup that walked into it could not delete the provider's files.
+        subprocess.run(["mount", "-o", "remount,bind,ro", mnt], check=True)
+        t = os.path.join(cons, target.lstrip("/"))
+        os.makedirs(os.path.dirname(t), exist_ok=True)
+        os.symlink("/provider-run/" + os.path.relpath(socket_path, "/run"), t)
+
+    os.mkdir(prov)
+    os.mkdir(cons)
+    yield prov, cons, proc, link
+    for m in reversed(mounts):
+        # os.path.ismount cannot see a bind mount within one filesystem: ask the kernel.
+        if is_mounted(m):
+            subprocess.run(["umount", "-l", m], check=False)
+    left = [m for m in mounts if is_mounted(m)]
+    assert not left, f"still mounted: {left}"
+
+
+def is_mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+CHROOT_PAIRS = [
+    # provider, its ready line (None: its socket is enough), consumer, extra consumer args for a
+    # bounded run, proof in the consumer's output
+    ("pv-example-unix-server", r"listening on", "pv-example-unix-client",
+     ["-n", "2", "-i", "100ms"], r'fd: received "hello through a passed fd'),
+    ("pv-example-dbus-server", r"owns org\.pantavisor\.Example", "pv-example-dbus-client",
+     ["-n", "1"], r"reply: org\.pantavisor\.Example: hello \S+, your uid is 0"),
+    ("pv-example-wayland-server", None, "pv-example-wayland-client", ["-f", "10", "--once"],
+     r"presented 10 frames"),
+]
+
+
+@pytest.mark.parametrize("provider,ready,consumer,extra,proof", CHROOT_PAIRS,
+                         ids=[p[0][len("pv-example-"):] for p in CHROOT_PAIRS])
+def test_image_conf_is_enough_to_run_in_a_chroot(linked_roots, procs, provider, ready, consumer,
+                                                 extra, proof):
+    prov, cons, proc, link = linked_roots
+    export = load(provider, "services.json")["services"][0]
+    req = load(consumer, "run.json")["services"]["required"][0]
+    assert req["name"] == export["name"]
+    p_init = pack(provider, prov)
+    c_init = pack(consumer, cons)
+    proc(prov)
+    proc(cons)
+    env = {"PATH": "/usr/bin:/bin"}  # the image's PATH, for the scripts inside it
+    chroot = shutil.which("chroot")
+    server = procs.start("chroot-" + provider, [chroot, prov] + p_init, env=env, check=False)
+    wait_path(os.path.join(prov, export["socket"].lstrip("/")), 20)
+    if ready:
+        wait_for(server.log, ready, 20)
+    link(export["socket"], req["target"])
+    r = run([chroot, cons] + c_init + extra, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + read(server.log)
+    assert re.search(proof, r.stdout), r.stdout
+    assert server.poll() is None, read(server.log)
+
+
 # ---------------------------------------------------------------- common
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGPWR])

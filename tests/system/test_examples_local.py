@@ -628,6 +628,8 @@ CHROOT_PAIRS = [
     # bounded run, proof in the consumer's output
     ("pv-example-unix-server", r"listening on", "pv-example-unix-client",
      ["-n", "2", "-i", "100ms"], r'fd: received "hello through a passed fd'),
+    ("pv-example-rest-server", r"listening on", "pv-example-rest-client",
+     ["-n", "2", "-i", "100ms"], r'response 200: \{"client": null, "role": null, "path": "/ping/2"\}'),
     ("pv-example-dbus-server", r"owns org\.pantavisor\.Example", "pv-example-dbus-client",
      ["-n", "1"], r"reply: org\.pantavisor\.Example: hello \S+, your uid is 0"),
     ("pv-example-wayland-server", None, "pv-example-wayland-client", ["-f", "10", "--once"],

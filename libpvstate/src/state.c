@@ -384,6 +384,7 @@ static int parse_root(struct pv_sctx *c, const cJSON *root, const struct pv_span
 	parse_containers(c, root);
 	parse_services(c, root);
 	pv_st_services_check(c);
+	pv_st_drivers(c, root);
 	return c->nerr ? -EINVAL : 0;
 }
 

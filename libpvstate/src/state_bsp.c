@@ -69,3 +69,71 @@ int pv_st_bsp(struct pv_sctx *c, const cJSON *v)
 	}
 	return 0;
 }
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* bsp/drivers.json (spec 2.5): {"#spec", "<section>": {"<alias>": ["<module> [args]", ...]}}.
+ * A container's required driver must be an alias of some section (upstream fails the revision
+ * when it loads an unknown one); without drivers.json nothing can be checked. */
+void pv_st_drivers(struct pv_sctx *c, const cJSON *root)
+{
+	const char *key = "bsp/drivers.json";
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, key);
+	if (!d)
+		return;
+	if (!cJSON_IsObject(d)) {
+		pv_st_fail(c, key, NULL, "must be a JSON object, not %s", pv_st_type(d));
+		return;
+	}
+	size_t n = 0;
+	const cJSON *sec, *al;
+	cJSON_ArrayForEach(sec, d) if (cJSON_IsObject(sec)) n += (size_t)cJSON_GetArraySize(sec);
+	const char **names = calloc(n ? n : 1, sizeof(char *));
+	if (!names) {
+		pv_st_fail(c, key, NULL, "out of memory");
+		return;
+	}
+	n = 0;
+	cJSON_ArrayForEach(sec, d)
+	{
+		if (!strcmp(sec->string, "#spec"))
+			continue;
+		char f[160];
+		snprintf(f, sizeof(f), "%.80s", sec->string);
+		if (!cJSON_IsObject(sec)) {
+			pv_st_fail(c, key, f, "must be an object of aliases, not %s",
+				   pv_st_type(sec));
+			continue;
+		}
+		cJSON_ArrayForEach(al, sec)
+		{
+			snprintf(f, sizeof(f), "%.60s.%.60s", sec->string, al->string);
+			bool ok = cJSON_IsArray(al);
+			const cJSON *m;
+			cJSON_ArrayForEach(m, al) ok = ok && cJSON_IsString(m);
+			if (!ok) {
+				pv_st_fail(c, key, f, "must be an array of module strings");
+				continue;
+			}
+			names[n++] = al->string;
+		}
+	}
+	qsort(names, n, sizeof(char *), cmp_name);
+	for (size_t i = 0; i < c->s->n_containers; i++) {
+		const struct pv_container *ct = &c->s->containers[i];
+		for (size_t j = 0; j < ct->n_drivers_required; j++) {
+			const char *a = ct->drivers_required[j];
+			if (bsearch(&a, names, n, sizeof(char *), cmp_name))
+				continue;
+			char k[PV_NAME_MAX + 16], f[48];
+			snprintf(k, sizeof(k), "%s/run.json", ct->name);
+			snprintf(f, sizeof(f), "drivers.required[%zu]", j);
+			pv_st_fail(c, k, f, "alias \"%.64s\" is not defined in bsp/drivers.json",
+				   a);
+		}
+	}
+	free(names);
+}

@@ -91,5 +91,7 @@ void pv_st_services_check(struct pv_sctx *c);
 /* bsp/run.json. */
 int pv_st_bsp(struct pv_sctx *c, const cJSON *val);
 void pv_st_bsp_free(struct pv_bsp *b);
+/* bsp/drivers.json shape, and every container's required driver alias is defined there. */
+void pv_st_drivers(struct pv_sctx *c, const cJSON *root);
 
 #endif

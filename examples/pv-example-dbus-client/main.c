@@ -171,6 +171,8 @@ int main(int argc, char **argv)
 		if (!dbus_connection_get_is_connected(conn)) {
 			/* The bus (or the proxy in front of it) went away: start over. */
 			pvex_log("disconnected from the bus; reconnecting");
+			/* A private connection must be closed before its last unref. */
+			dbus_connection_close(conn);
 			dbus_connection_unref(conn);
 			conn = NULL;
 		}

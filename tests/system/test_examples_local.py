@@ -407,6 +407,31 @@ def test_dbus_default_policy_denies_other_users(bus):
     assert "reply:" not in r.stdout
 
 
+def test_dbus_client_survives_a_bus_restart(tmp, procs):
+    # The provider container restarting takes its bus down: the server exits non-zero (fatal for
+    # it), the client keeps running and gets replies again from the next bus.
+    sock = os.path.join(tmp, "bus")
+    conf = os.path.join(EXAMPLES, "pv-example-dbus-server", "system.conf")
+    daemon_argv = ["dbus-daemon", f"--config-file={conf}", f"--address=unix:path={sock}",
+                   "--nofork", "--nopidfile"]
+    address = f"unix:path={sock}"
+    d1 = procs.start("dbus-daemon-1", daemon_argv, check=False)
+    wait_path(sock)
+    s1 = procs.start("server-1", [exe("pv-example-dbus-server"), "-a", address], check=False)
+    wait_for(s1.log, r"owns ")
+    client = procs.start("client", [exe("pv-example-dbus-client"), "-a", address, "-i", "100ms"])
+    wait_for(client.log, r"reply: ")
+    d1.terminate()
+    d1.wait(5)
+    assert s1.wait(5) == 1 and "disconnected from the bus" in read(s1.log)
+    wait_for(client.log, r"disconnected from the bus; reconnecting")
+    procs.start("dbus-daemon-2", daemon_argv, check=False)
+    s2 = procs.start("server-2", [exe("pv-example-dbus-server"), "-a", address])
+    wait_for(s2.log, r"owns ")
+    wait_for(client.log, r"reconnecting\n(?:.*\n)*?.*connected to (?:.*\n)*?.*reply: ", 15)
+    assert client.poll() is None
+
+
 def test_dbus_client_fails_loudly_if_it_can_own_the_name(tmp, procs):
     # Without the example server the name is free and root may own it: --expect-denied must
     # report that as the failed attack it is (exit 3), not as success.

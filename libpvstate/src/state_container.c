@@ -110,6 +110,9 @@ static int parse_roles(struct pv_sctx *c, const char *key, const cJSON *r, struc
 		return 0;
 	}
 	ct->roles_set = true;
+	/* upstream also takes an object: it only clears mgmt */
+	if (cJSON_IsObject(r))
+		return 0;
 	if (!cJSON_IsArray(r))
 		return pv_st_fail(c, key, "roles",
 				  "must be an array of \"mgmt\"/\"nobody\", not %s", pv_st_type(r));
@@ -304,10 +307,8 @@ static int parse_logs(struct pv_sctx *c, const char *key, const cJSON *lg, struc
 		if (cJSON_IsString(ms)) {
 			char *end = NULL;
 			long v = strtol(ms->valuestring, &end, 10);
-			if (end == ms->valuestring || *end || v < 0)
-				rc = pv_st_fail(c, key, ff, "\"%.64s\" is not a byte count",
-						ms->valuestring);
-			else
+			/* upstream hands the string to the logger as is; keep plain numbers */
+			if (end != ms->valuestring && !*end && v > 0)
 				l->maxsize = v;
 		} else if (ms) {
 			int v = 0;
@@ -318,8 +319,6 @@ static int parse_logs(struct pv_sctx *c, const char *key, const cJSON *lg, struc
 			else
 				l->maxsize = v;
 		}
-		if (!l->file && !l->lxc && !l->console)
-			rc = pv_st_fail(c, key, f, "needs one of file, lxc, console");
 	}
 	return rc ? -EINVAL : 0;
 }
@@ -407,11 +406,8 @@ int pv_st_container(struct pv_sctx *c, const char *key, const char *dir, const c
 		ct->dev_log = b ? 1 : 0;
 	const cJSON *am = GET(o, "automodfw");
 	if (cJSON_IsString(am)) {
-		if (!strcmp(am->valuestring, "no"))
-			ct->automodfw = false;
-		else if (strcmp(am->valuestring, "yes"))
-			rc = pv_st_fail(c, key, "automodfw", "\"%.64s\" is not one of yes, no",
-					am->valuestring);
+		/* as upstream: only "no" turns it off */
+		ct->automodfw = strcmp(am->valuestring, "no") != 0;
 	} else if (pv_st_bool(c, key, "automodfw", am, &ct->automodfw) < 0) {
 		rc = -EINVAL;
 	}

@@ -169,8 +169,19 @@ static int parse_reqs(struct pv_sctx *c, const char *key, const cJSON *arr, cons
 	{
 		char ef[96], ff[128];
 		snprintf(ef, sizeof(ef), "%s[%zu]", f, i++);
+		if (cJSON_IsString(e)) {
+			/* upstream also takes a bare service name */
+			struct pv_service_req *r = &ct->requires[ct->n_requires++];
+			r->optional = optional;
+			if (pv_st_str(c, key, ef, e, &r->name) < 0)
+				rc = -EINVAL;
+			else if (!r->name[0])
+				rc = pv_st_fail(c, key, ef, "is empty");
+			continue;
+		}
 		if (!cJSON_IsObject(e)) {
-			rc = pv_st_fail(c, key, ef, "must be an object, not %s", pv_st_type(e));
+			rc = pv_st_fail(c, key, ef, "must be an object or a service name, not %s",
+					pv_st_type(e));
 			continue;
 		}
 		struct pv_service_req *r = &ct->requires[ct->n_requires++];

@@ -263,3 +263,16 @@ def test_many_connections_do_not_leak(env):
         assert recv_until(s) == b"%d\n" % i
         s.close()
     assert wait_for(lambda: len(os.listdir("/proc/%d/fd" % env.daemon.pid)) <= fds_before, 3)
+
+
+def test_type_without_plugin_reported(env):
+    cons = env.ns("cons")
+    env.start_daemon()
+    env.engine.push([link("cons", cons.pid, "prov", 0, "gpu", cons.root + "/x", "/x",
+                          type_="no-such-type")])
+    l = env.engine.wait_state("cons", "gpu", "error")
+    assert l and "no plugin for type `no-such-type`" in l["error"]
+    # a consumer that is not running is pending, not an error
+    env.engine.push([link("cons", 0, "prov", 0, "echo", cons.root + "/y", "/y")])
+    l = env.engine.wait_state("cons", "echo", "pending")
+    assert l and "not running" in l["error"]

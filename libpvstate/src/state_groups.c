@@ -91,7 +91,19 @@ static int parse_group(struct pv_sctx *c, const char *key, size_t idx, const cJS
 	g->restart_policy = (enum pv_restart_policy)v;
 	snprintf(ff, sizeof(ff), "%s.timeout", f);
 	int t = g->timeout;
-	if (pv_st_int(c, key, ff, cJSON_GetObjectItemCaseSensitive(o, "timeout"), &t) < 0)
+	const cJSON *to = cJSON_GetObjectItemCaseSensitive(o, "timeout");
+	char *end = NULL;
+	if (cJSON_IsString(to)) {
+		/* upstream reads the value as text and strtol()s it: "30" is fine */
+		long secs = strtol(to->valuestring, &end, 10);
+		if (end == to->valuestring || *end || secs > 2147483647L || secs < -2147483647L)
+			rc = pv_st_fail(c, key, ff, "\"%.32s\" is not a number of seconds",
+					to->valuestring);
+		else if (secs < 0)
+			rc = pv_st_fail(c, key, ff, "%ld is negative", secs);
+		else
+			g->timeout = (int)secs;
+	} else if (pv_st_int(c, key, ff, to, &t) < 0)
 		rc = -EINVAL;
 	else if (t < 0)
 		rc = pv_st_fail(c, key, ff, "%d is negative", t);
@@ -114,7 +126,9 @@ static int parse_groups(struct pv_sctx *c, const char *key, const cJSON *arr)
 	if (!cJSON_IsArray(arr))
 		return pv_st_fail(c, key, "groups", "must be an array, not %s", pv_st_type(arr));
 	size_t n = (size_t)cJSON_GetArraySize(arr);
-	s->groups = calloc(n ? n : 1, sizeof(*s->groups));
+	if (!n) /* upstream fails an empty groups array too */
+		return pv_st_fail(c, key, "groups", "is empty");
+	s->groups = calloc(n, sizeof(*s->groups));
 	if (!s->groups)
 		return pv_st_fail(c, key, "groups", "out of memory");
 	int rc = 0;

@@ -447,5 +447,9 @@ int main(int argc, char **argv)
 			break;
 		pvex_sleep_ms(1000);
 	}
-	return r == 0 || (r == -EINTR && !once) ? 0 : 1;
+	/* Without --once only a stop request (or the window being closed) ends the loop, and
+	 * that is a clean exit even if the compositor went away just before. */
+	if (!once)
+		return 0;
+	return r == 0 ? 0 : 1;
 }

@@ -336,6 +336,21 @@ def test_rest_identity_headers_over_keepalive(tmp, procs):
     assert status == 200 and json.loads(body)["client"] == 'a"b\\c'
 
 
+def test_rest_client_reconnects_after_server_restart(tmp, procs):
+    sock = os.path.join(tmp, "api.sock")
+    s1 = procs.start("server-1", [exe("pv-example-rest-server"), "-s", sock], check=False)
+    wait_for(s1.log, r"listening on ")
+    client = procs.start("client", [exe("pv-example-rest-client"), "-s", sock, "-i", "100ms"])
+    wait_for(client.log, r"response 200: .*/ping/2")
+    s1.kill()
+    s1.wait(5)
+    wait_for(client.log, r"connection lost: ")
+    procs.start("server-2", [exe("pv-example-rest-server"), "-s", sock])
+    wait_for(client.log, r"connection lost: .*\n(?:.*\n)*?.*connected to .*\n(?:.*\n)*?"
+             r".*response 200: ", 10)
+    assert client.poll() is None
+
+
 def test_rest_server_refuses_other_methods(tmp, procs):
     sock = os.path.join(tmp, "api.sock")
     server = procs.start("server", [exe("pv-example-rest-server"), "-s", sock])
@@ -543,6 +558,28 @@ def test_wayland_client_uses_wayland_display(weston):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"connected to {sock}" in r.stdout
     assert "presented 5 frames" in r.stdout
+
+
+def test_wayland_client_redraws_after_compositor_restart(tmp, procs):
+    # Without --once the client keeps its window; when the compositor goes away it reconnects
+    # and presents its frames again on the new one.
+    runtime = os.path.join(tmp, "xdg")
+    os.mkdir(runtime, 0o700)
+    ex = os.path.join(EXAMPLES, "pv-example-wayland-server")
+    env = dict(os.environ, XDG_RUNTIME_DIR=runtime,
+               PV_EXAMPLE_WESTON_INI=os.path.join(ex, "weston.ini"))
+    sock = os.path.join(runtime, "wayland-0")
+    w1 = procs.start("weston-1", [os.path.join(ex, "start.sh")], env=env, check=False)
+    wait_path(sock, 20)
+    client = procs.start("client", [exe("pv-example-wayland-client"), "-d", sock, "-f", "5"])
+    wait_for(client.log, r"presented 5 frames", 20)
+    w1.terminate()
+    w1.wait(10)
+    wait_for(client.log, r"compositor connection lost", 10)
+    procs.start("weston-2", [os.path.join(ex, "start.sh")], env=env, check=False)
+    wait_for(client.log, r"connection lost(?:.*\n)+.*connected to (?:.*\n)*?.*presented 5 frames",
+             30)
+    assert client.poll() is None
 
 
 def test_wayland_client_fails_cleanly_without_frame_callbacks(tmp, procs):

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lxc/lxccontainer.h>
@@ -200,12 +201,121 @@ static long file_size(const char *path)
 	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
+/* What the start helper reports through its pipe. */
+struct start_result {
+	int pid; /* init pid, <= 0 on failure */
+	char msg[1024];
+};
+
+/* Runs in the forked helper: liblxc's daemonized start blocks (it waits for RUNNING), so it must
+ * not run on the engine's loop. Only liblxc and plain writes here; the helper _exits. */
+static void helper_run(struct pv_ctr *c, const char *conf, long log_from, int fd)
+{
+	struct pv_engine *e = c->e;
+	const char *name = c->spec->name;
+	struct pv_error err = PV_ERROR_INIT;
+	struct start_result res;
+	memset(&res, 0, sizeof(res));
+
+	struct lxc_container *lc = lxc_get(c);
+	if (!lc) {
+		pv_error_set(&err, -ENOMEM, "container %s: liblxc: cannot create handle in %s",
+			     name, e->lxcpath);
+		goto out;
+	}
+	/* A previous run's monitor may still be tearing down (restart right after an exit). */
+	if (lc->is_running(lc))
+		lc->wait(lc, "STOPPED", 3);
+	lc->clear_config(lc);
+	if (!lc->load_config(lc, conf)) {
+		pv_error_set(&err, -EINVAL, "container %s: liblxc cannot load %s", name, conf);
+		goto out;
+	}
+	if (apply_overrides(c, lc, &err) < 0)
+		goto out;
+	lc->want_daemonize(lc, true);
+	lc->want_close_all_fds(lc, true);
+	if (!lc->start(lc, 0, NULL) || lc->init_pid(lc) <= 0) {
+		char why[512];
+		lxc_log_reason(e, name, log_from, why, sizeof(why));
+		pv_error_set(&err, -ECHILD, "container %s: start failed: %s (%s/%s/%s/lxc/lxc.log)",
+			     name, why, e->logdir, e->rev, name);
+		goto out;
+	}
+	res.pid = lc->init_pid(lc);
+out:
+	if (res.pid <= 0)
+		snprintf(res.msg, sizeof(res.msg), "%s", pv_error_msg(&err));
+	if (write(fd, &res, sizeof(res)) < 0) {
+		/* the engine sees EOF and reports the start as failed */
+	}
+	_exit(0);
+}
+
+static void helper_close_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void start_failed(struct pv_ctr *c, const char *msg)
+{
+	pv_log(PV_LOG_ERROR, "container", "%s", msg);
+	c->pid = 0;
+	/* handled like an exit: recovery or failure per policy */
+	pv_recovery_on_exit(c);
+}
+
+static void start_done_cb(uv_poll_t *p, int status, int events)
+{
+	struct pv_ctr *c = p->data;
+	struct pv_engine *e = c->e;
+	struct start_result res;
+	memset(&res, 0, sizeof(res));
+	ssize_t n = read(c->helper_fd, &res, sizeof(res));
+	uv_poll_stop(p);
+	uv_close((uv_handle_t *)p, helper_close_cb);
+	c->helper_poll = NULL;
+	close(c->helper_fd);
+	c->helper_fd = -1;
+	waitpid(c->helper_pid, NULL, 0); /* it _exits right after writing */
+	c->helper_pid = 0;
+
+	if (n != (ssize_t)sizeof(res) || res.pid <= 0) {
+		char msg[1200];
+		snprintf(msg, sizeof(msg), "%s",
+			 n == (ssize_t)sizeof(res) && res.msg[0]
+			     ? res.msg
+			     : "start helper died without a result");
+		if (n != (ssize_t)sizeof(res) || !res.msg[0])
+			snprintf(msg, sizeof(msg),
+				 "container %s: start helper died without a result", c->spec->name);
+		start_failed(c, msg);
+		pv_engine_wake(e);
+		return;
+	}
+	c->pid = res.pid;
+	if (pv_watch_start(c) < 0) {
+		char msg[512];
+		snprintf(msg, sizeof(msg),
+			 "container %s: init %d exited at once (see %s/%s/%s/lxc)", c->spec->name,
+			 res.pid, e->logdir, e->rev, c->spec->name);
+		start_failed(c, msg);
+		pv_engine_wake(e);
+		return;
+	}
+	pv_log(PV_LOG_INFO, "container", "%s: started, init pid %d", c->spec->name, c->pid);
+	pv_container_set_status(c, PV_CS_STARTED);
+	if (e->shutting_down || c->stop_requested)
+		pv_container_stop(c);
+	pv_engine_wake(e);
+}
+
 int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 {
 	struct pv_engine *e = c->e;
 	const char *name = c->spec->name;
-	char conf[4096];
-	int r;
+	char conf[4096], lpath[4200];
+	int fds[2], r;
 
 	snprintf(conf, sizeof(conf), "%s/trails/%s/%s/%s", e->storage, e->rev, name,
 		 c->spec->config);
@@ -215,56 +325,42 @@ int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 	r = stage_config(c, err);
 	if (r < 0)
 		return r;
-	struct lxc_container *lc = lxc_get(c);
-	if (!lc)
-		return pv_error_set(err, -ENOMEM,
-				    "container %s: liblxc: cannot create handle in %s", name,
-				    e->lxcpath);
-	/* A previous run's monitor may still be tearing down (restart right after an exit). */
-	if (lc->is_running(lc))
-		lc->wait(lc, "STOPPED", 3);
-	lc->clear_config(lc);
-	if (!lc->load_config(lc, conf)) {
-		r = pv_error_set(err, -EINVAL, "container %s: liblxc cannot load %s", name, conf);
-		goto out;
-	}
-	r = apply_overrides(c, lc, err);
-	if (r < 0)
-		goto out;
-	lc->want_daemonize(lc, true);
-	lc->want_close_all_fds(lc, true);
-	c->stop_requested = false;
-	pv_container_set_status(c, PV_CS_STARTING);
-	char lpath[4200];
+	char *ldir = pv_log_lxc_dir(e->logdir, e->rev, name); /* created before the fork */
+	free(ldir);
 	snprintf(lpath, sizeof(lpath), "%s/%s/%s/lxc/lxc.log", e->logdir, e->rev, name);
 	long log_from = file_size(lpath);
-	if (!lc->start(lc, 0, NULL) || lc->init_pid(lc) <= 0) {
-		char why[512];
-		lxc_log_reason(e, name, log_from, why, sizeof(why));
-		r = pv_error_set(err, -ECHILD,
-				 "container %s: start failed: %s (%s/%s/%s/lxc/lxc.log)", name, why,
-				 e->logdir, e->rev, name);
-		goto out;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return pv_error_set(err, -errno, "container %s: pipe: %s", name, strerror(errno));
+	uv_poll_t *p = calloc(1, sizeof(*p));
+	if (!p || uv_poll_init(e->loop, p, fds[0]) < 0) {
+		free(p);
+		close(fds[0]);
+		close(fds[1]);
+		return pv_error_set(err, -ENOMEM, "container %s: cannot watch start helper", name);
 	}
-	c->pid = lc->init_pid(lc);
+	c->stop_requested = false;
 	c->start_ms = pv_now_ms();
-	r = pv_watch_start(c);
-	if (r < 0) {
-		/* the init already exited between start and pidfd_open: an immediate exit */
-		pv_log(PV_LOG_WARN, "container", "%s: init %d gone before it could be watched",
-		       name, c->pid);
-		c->pid = 0;
-		r = pv_error_set(err, -ECHILD,
-				 "container %s: init exited at once (see %s/%s/%s/lxc)", name,
-				 e->logdir, e->rev, name);
-		goto out;
+	pv_container_set_status(c, PV_CS_STARTING);
+	pid_t h = fork();
+	if (h < 0) {
+		r = -errno;
+		uv_close((uv_handle_t *)p, helper_close_cb);
+		close(fds[0]);
+		close(fds[1]);
+		return pv_error_set(err, r, "container %s: fork start helper: %s", name,
+				    strerror(-r));
 	}
-	pv_log(PV_LOG_INFO, "container", "%s: started, init pid %d", name, c->pid);
-	pv_container_set_status(c, PV_CS_STARTED);
-	r = 0;
-out:
-	lxc_container_put(lc);
-	return r;
+	if (h == 0) {
+		close(fds[0]);
+		helper_run(c, conf, log_from, fds[1]);
+	}
+	close(fds[1]);
+	p->data = c;
+	c->helper_pid = h;
+	c->helper_fd = fds[0];
+	c->helper_poll = p;
+	uv_poll_start(p, UV_READABLE | UV_DISCONNECT, start_done_cb);
+	return 0;
 }
 
 static void stop_grace_cb(uv_timer_t *t)

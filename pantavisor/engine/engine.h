@@ -35,9 +35,12 @@ struct pv_ctr {
 	struct pv_engine *e;
 	const struct pv_container *spec;
 	enum pv_cstatus status;
-	int pid;	     /* init pid, 0 when not running */
-	int pidfd;	     /* -1 when not watched */
-	uv_poll_t *poll;     /* on the pidfd; heap-allocated because closing is asynchronous */
+	int pid;	 /* init pid, 0 when not running */
+	int pidfd;	 /* -1 when not watched */
+	uv_poll_t *poll; /* on the pidfd; heap-allocated because closing is asynchronous */
+	int helper_pid;	 /* the forked start helper while STARTING, else 0 */
+	int helper_fd;
+	uv_poll_t *helper_poll;
 	uv_timer_t timer;    /* retry delay (RECOVERING) and stop grace (STOPPING) */
 	bool stop_requested; /* an engine- or API-initiated stop: exit is not a failure */
 	bool user_stopped, recovery_failed, adopted;

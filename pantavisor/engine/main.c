@@ -78,7 +78,7 @@ static void all_stopped_check(struct pv_engine *e)
 	if (!e->shutting_down)
 		return;
 	for (size_t i = 0; i < e->n_ctrs; i++)
-		if (e->ctrs[i].pid > 0)
+		if (e->ctrs[i].pid > 0 || e->ctrs[i].helper_pid > 0)
 			return;
 	for (size_t i = 0; i < e->n_ctrs; i++)
 		pv_volumes_umount(&e->ctrs[i]);
@@ -311,6 +311,7 @@ int main(int argc, char **argv)
 		struct pv_ctr *c = &e->ctrs[i];
 		uv_timer_init(e->loop, &c->timer);
 		c->timer.data = c;
+		c->helper_fd = -1;
 		/* engine restart: containers still running under the lxcpath are kept */
 		if (!pv_container_adopt(c)) {
 			pv_volumes_adopt(c); /* stale mounts of a dead container: clean first */

@@ -280,6 +280,9 @@ static void test_limits(void **st)
 	pv_error_clear(&e);
 	assert_int_equal(pv_state_parse(NULL, 0, NULL, &s, &e), -EINVAL);
 	pv_error_clear(&e);
+	/* no error list at all: still a clean failure */
+	assert_int_equal(pv_state_parse("{\"#spec\":1}", 11, NULL, &s, NULL), -EINVAL);
+	assert_null(s.text);
 	free(t);
 }
 
@@ -451,6 +454,15 @@ static void test_system_bus(void **st)
 	/* the example stack exports system-bus itself: fine without the hosted bus... */
 	assert_int_equal(parse_file(p, true, &s, &e), 0);
 	assert_int_equal(s.n_containers, 12);
+	/* app's auto_recovery is inherited whole by containers that set none */
+	const struct pv_container *uc = pv_state_find_container(&s, "pv-example-unix-client");
+	assert_non_null(uc);
+	assert_true(uc->auto_recovery.set);
+	assert_int_equal(uc->auto_recovery.policy, PV_RECOVERY_ON_FAILURE);
+	assert_int_equal(uc->auto_recovery.max_retries, 5);
+	assert_int_equal(uc->auto_recovery.stable_timeout, 30);
+	assert_int_equal(uc->roles, 0);
+	assert_true(uc->roles_set);
 	pv_state_free(&s);
 	/* ...but shadows it when the hosted bus is on */
 	size_t len = 0;

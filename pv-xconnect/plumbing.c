@@ -711,3 +711,21 @@ int pvx_plumb_connect(pid_t pid, const char *path, int *fd, struct pv_error *err
 				    strerror(-rc));
 	return 0;
 }
+
+int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (*cache < 0) {
+			int rc = pvx_plumb_open_in_root(pid, path, cache, NULL);
+			if (rc < 0)
+				return rc;
+		}
+		int rc = pvx_plumb_connect_at(*cache, fd);
+		if (rc == 0 || (rc != -ECONNREFUSED && rc != -ENOENT))
+			return rc;
+		/* the provider re-created its socket: the cached inode is dead, resolve again */
+		close(*cache);
+		*cache = -1;
+	}
+	return -ECONNREFUSED;
+}

@@ -63,6 +63,7 @@ enum pstate { P_HEAD, P_BODY, P_CHUNK_SIZE, P_CHUNK_DATA, P_CHUNK_CRLF, P_TRAILE
 struct rconn;
 struct rlink {
 	struct pvx_link *l;
+	int provider; /* cached O_PATH of the provider socket */
 	struct pvx_listener *ls;
 	struct rconn *conns;
 	size_t n_conns;
@@ -511,7 +512,7 @@ static void rest_accept(void *opaque, int cfd)
 	struct rlink *rl = opaque;
 	const struct pv_link *s = &rl->l->spec;
 	int pfd;
-	int rc = pvx_plumb_connect(s->provider_pid, s->socket, &pfd, NULL);
+	int rc = pvx_plumb_connect_cached(&rl->provider, s->provider_pid, s->socket, &pfd);
 	if (rc < 0) {
 		pvx_log(PVX_WARN, "link %s/%s: provider %s: %s", s->consumer, s->name, s->socket,
 			strerror(-rc));
@@ -546,14 +547,13 @@ static int rest_add(struct pvx_link *l, struct pv_error *err)
 	if (!rl)
 		return pv_error_set(err, -ENOMEM, "out of memory");
 	rl->l = l;
-	int pfd;
 	/* inject only when the provider is there (else the link is pending, retried) */
-	int rc = pvx_plumb_open_in_root(l->spec.provider_pid, l->spec.socket, &pfd, err);
-	if (rc == 0) {
-		close(pfd);
+	int rc = pvx_plumb_open_in_root(l->spec.provider_pid, l->spec.socket, &rl->provider, err);
+	if (rc == 0)
 		rc = pvx_listener_start(l, rest_accept, rl, &rl->ls, err);
-	}
 	if (rc < 0) {
+		if (rl->provider >= 0)
+			close(rl->provider);
 		free(rl);
 		return rc;
 	}
@@ -569,6 +569,8 @@ static void rest_remove(struct pvx_link *l)
 	pvx_listener_stop(rl->ls);
 	while (rl->conns)
 		conn_close(rl->conns);
+	if (rl->provider >= 0)
+		close(rl->provider);
 	free(rl);
 	l->priv = NULL;
 }

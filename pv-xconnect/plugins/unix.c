@@ -43,32 +43,12 @@ static void conn_closed(struct pvx_proxy *p, void *opaque)
 	free(c);
 }
 
-/* Connects to the provider through the cached O_PATH fd; a provider that re-created its
- * socket leaves the cached inode dead (ECONNREFUSED), so resolve once more then. */
-static int provider_connect(struct ulink *u, int *fd)
-{
-	const struct pv_link *s = &u->l->spec;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (u->provider < 0) {
-			int rc =
-			    pvx_plumb_open_in_root(s->provider_pid, s->socket, &u->provider, NULL);
-			if (rc < 0)
-				return rc;
-		}
-		int rc = pvx_plumb_connect_at(u->provider, fd);
-		if (rc == 0 || (rc != -ECONNREFUSED && rc != -ENOENT))
-			return rc;
-		close(u->provider);
-		u->provider = -1;
-	}
-	return -ECONNREFUSED;
-}
-
 static void on_accept(void *opaque, int cfd)
 {
 	struct ulink *u = opaque;
 	int pfd;
-	int rc = provider_connect(u, &pfd);
+	int rc = pvx_plumb_connect_cached(&u->provider, u->l->spec.provider_pid, u->l->spec.socket,
+					  &pfd);
 	if (rc < 0) {
 		/* Closing the consumer's connection is its signal; the link stays up because
 		 * the provider may just be restarting (the graph will say so). */

@@ -95,4 +95,8 @@ rc=0
 "$pv" check "$work/does-not-exist.json" 2>"$work/err" || rc=$?
 [ "$rc" = 1 ] || fail "missing file: exit $rc"
 grep -q "No such file" "$work/err" || fail "missing file message"
+rc=0
+"$pv" check "$work" 2>"$work/err" || rc=$?
+[ "$rc" = 1 ] || fail "directory: exit $rc"
+grep -q "Is a directory" "$work/err" || fail "directory message: $(cat "$work/err")"
 echo "ok: $nvalid valid, $ninvalid invalid fixtures"

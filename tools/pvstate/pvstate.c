@@ -52,12 +52,14 @@ static int read_all(FILE *f, char **out, size_t *len)
 			}
 			b = nb;
 		}
+		errno = 0;
 		size_t r = fread(b + n, 1, cap - n, f);
 		n += r;
 		if (r == 0) {
 			if (ferror(f)) {
+				int e = errno ? errno : EIO;
 				free(b);
-				return -EIO;
+				return -e;
 			}
 			break;
 		}

@@ -12,43 +12,110 @@
 #include "pvstate/config.h"
 #include "pvstate/fileio.h"
 
-/* Known keys and their code defaults (NULL = no default: unset until some level sets it). */
+/* Where a known key may be set (upstream's per-key level table). Default and args are always
+ * allowed; ph.conf covers the Hub client level too; env covers both command lines. */
+enum {
+	L_PV = 1 << 0,	 /* pv.conf */
+	L_PH = 1 << 1,	 /* ph.conf, ph-client */
+	L_ENV = 1 << 2,	 /* env, pv/ph cmdline */
+	L_POL = 1 << 3,	 /* policy */
+	L_OEM = 1 << 4,	 /* oem */
+	L_META = 1 << 5, /* user-meta */
+	L_CMD = 1 << 6,	 /* command */
+	/* the common shapes */
+	L_BOOT = L_PV | L_ENV | L_POL,			/* fixed at boot by the image */
+	L_RUN = L_PV | L_ENV | L_POL | L_OEM,		/* also per revision */
+	L_TUNE = L_PV | L_ENV | L_POL | L_OEM | L_META, /* also at run time */
+	L_HUB = L_PH | L_ENV | L_POL | L_OEM,
+	L_HUBTUNE = L_PH | L_ENV | L_POL | L_OEM | L_META,
+	L_ANY = 0x7f,
+};
+
+/* Known keys, code defaults (NULL = unset until some level sets it) and allowed levels. */
 static const struct {
 	const char *key;
 	const char *def;
+	unsigned levels;
 } known[] = {
-    {"PV_BOOTLOADER_TYPE", "uboot"},
-    {"PV_CONTROL_LEGACY_ROLES", "0"},
-    {"PV_CONTROL_REMOTE", "1"},
-    {"PV_CONTROL_REMOTE_ALWAYS", "0"},
-    {"PV_DEBUG_SHELL", "1"},
-    {"PV_DEBUG_SSH", "1"},
-    {"PV_DISK_VOLDIR", "/volumes"},
-    {"PV_ENGINE_SOCKET", ""}, /* empty = <dirname of PV_SYSTEM_RUNDIR>/engine.sock */
-    {"PV_LOG_DIR", "/storage/logs/"},
-    {"PV_LOG_DIR_MAXSIZE", "0"},
-    {"PV_LOG_LEVEL", "0"},
-    {"PV_LXC_LOG_LEVEL", "2"},
-    {"PV_LXC_PATH", "/run/pantavisor/lxc"},
-    {"PV_REVISION_RETRIES", "10"},
-    {"PV_SECUREBOOT_CHECKSUM", "1"},
-    {"PV_SECUREBOOT_MODE", "lenient"},
-    {"PV_STORAGE_DEVICE", NULL},
-    {"PV_STORAGE_FSTYPE", NULL},
-    {"PV_STORAGE_GC_KEEP_FACTORY", "0"},
-    {"PV_STORAGE_GC_RESERVED", "5"},
-    {"PV_STORAGE_GC_THRESHOLD", "0"},
-    {"PV_STORAGE_MNTPOINT", "/storage"},
-    {"PV_STORAGE_WAIT", "5"},
-    {"PV_SYSTEM_CONFDIR", "/run/pantavisor/configs"},
-    {"PV_SYSTEM_INIT_MODE", "embedded"},
-    {"PV_SYSTEM_RUNDIR", "/run/pantavisor/pv"},
-    {"PV_UPDATER_COMMIT_DELAY", "25"},
-    {"PV_UPDATER_GOALS_TIMEOUT", "120"},
-    {"PV_WDT_MODE", "shutdown"},
-    {"PV_WDT_TIMEOUT", "15"},
-    {"PV_XCONNECT_DBUS_SYSTEMBUS_ENABLED", "1"},
+    {"PH_CREDS_HOST", "api.pantahub.com", L_HUB},
+    {"PH_CREDS_PORT", "443", L_HUB},
+    {"PH_CREDS_TYPE", "builtin", L_HUB},
+    {"PH_UPDATER_INTERVAL", "5", L_HUBTUNE},
+    {"PH_UPDATER_NETWORK_TIMEOUT", "120", L_HUBTUNE},
+    {"PH_UPDATER_TRANSFER_MAX_COUNT", "5", L_HUBTUNE},
+    {"PV_BOOTLOADER_TYPE", "uboot", L_BOOT},
+    {"PV_CONTROL_LEGACY_ROLES", "0", L_RUN},
+    {"PV_CONTROL_REMOTE", "1", L_RUN},
+    {"PV_CONTROL_REMOTE_ALWAYS", "0", L_RUN},
+    {"PV_DEBUG_SHELL", "1", L_BOOT},
+    {"PV_DEBUG_SSH", "1", L_ANY & ~L_PH},
+    {"PV_DISK_EXPORTSDIR", "/exports", L_BOOT},
+    {"PV_DISK_VOLDIR", "/volumes", L_BOOT},
+    {"PV_DISK_WRITABLEDIR", "/writable", L_BOOT},
+    {"PV_ENGINE_SOCKET", "", L_BOOT}, /* empty = <dirname of PV_SYSTEM_RUNDIR>/engine.sock */
+    {"PV_LOG_CAPTURE", "1", L_RUN},
+    {"PV_LOG_DIR", "/storage/logs/", L_BOOT},
+    {"PV_LOG_DIR_MAXSIZE", "0", L_TUNE},
+    {"PV_LOG_LEVEL", "0", L_TUNE},
+    {"PV_LXC_LOG_LEVEL", "2", L_RUN},
+    {"PV_LXC_PATH", "/run/pantavisor/lxc", L_BOOT},
+    {"PV_OEM_NAME", NULL, L_BOOT},
+    {"PV_POLICY", NULL, L_PV | L_ENV},
+    {"PV_REMOUNT_POLICY", NULL, L_ENV},
+    {"PV_REVISION_RETRIES", "10", L_TUNE},
+    {"PV_SECUREBOOT_CHECKSUM", "1", L_BOOT},
+    {"PV_SECUREBOOT_MODE", "lenient", L_BOOT},
+    {"PV_STORAGE_DEVICE", NULL, L_BOOT},
+    {"PV_STORAGE_FSTYPE", NULL, L_BOOT},
+    {"PV_STORAGE_GC_KEEP_FACTORY", "0", L_TUNE},
+    {"PV_STORAGE_GC_RESERVED", "5", L_TUNE},
+    {"PV_STORAGE_GC_THRESHOLD", "0", L_TUNE},
+    {"PV_STORAGE_MNTPOINT", "/storage", L_BOOT},
+    {"PV_STORAGE_MNTTYPE", NULL, L_BOOT},
+    {"PV_STORAGE_WAIT", "5", L_BOOT},
+    {"PV_SYSTEM_CONFDIR", "/run/pantavisor/configs", L_BOOT},
+    {"PV_SYSTEM_INIT_MODE", "embedded", L_BOOT},
+    {"PV_SYSTEM_RUNDIR", "/run/pantavisor/pv", L_BOOT},
+    {"PV_UPDATER_COMMIT_DELAY", "25", L_TUNE},
+    {"PV_UPDATER_GOALS_TIMEOUT", "120", L_RUN},
+    {"PV_WDT_MODE", "shutdown", L_BOOT},
+    {"PV_WDT_TIMEOUT", "15", L_BOOT | L_PH},
+    {"PV_XCONNECT_DBUS_SYSTEMBUS_ENABLED", "1", L_RUN},
 };
+
+static unsigned level_bit(enum pv_config_level l)
+{
+	switch (l) {
+	case PV_CFG_PV_CONF:
+		return L_PV;
+	case PV_CFG_PH_CONF:
+	case PV_CFG_PH_CLIENT:
+		return L_PH;
+	case PV_CFG_PV_CMDLINE:
+	case PV_CFG_PH_CMDLINE:
+	case PV_CFG_ENV:
+		return L_ENV;
+	case PV_CFG_POLICY:
+		return L_POL;
+	case PV_CFG_OEM:
+		return L_OEM;
+	case PV_CFG_USER_META:
+		return L_META;
+	case PV_CFG_COMMAND:
+		return L_CMD;
+	default:
+		return L_ANY; /* default, args: the program itself */
+	}
+}
+
+/* True when the canonical key may be set at level l; unknown keys may be set anywhere. */
+static bool level_allowed(const char *key, enum pv_config_level l)
+{
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(known[i].key, key))
+			return (known[i].levels & level_bit(l)) != 0;
+	return true;
+}
 
 /* Legacy dotted names (upstream's pantavisor.config / pv_ cmdline spelling). A dotted name not
  * listed maps to PV_ + upper-case with '.' -> '_' (see canon_key). */
@@ -227,6 +294,8 @@ int pv_config_set(struct pv_config *c, const char *key, const char *value,
 		return -EINVAL;
 	if (canon_key(key, k) < 0)
 		return -EINVAL;
+	if (!level_allowed(k, level))
+		return -EPERM;
 	return put(c, k, value, level);
 }
 
@@ -271,6 +340,9 @@ int pv_config_load_file(struct pv_config *c, const char *path, enum pv_config_le
 		int sr = pv_config_set(c, key, value, level);
 		if (sr == -EINVAL)
 			pv_error_set(err, -EINVAL, "%s:%zu: bad key \"%.60s\"", path, lineno, key);
+		else if (sr == -EPERM)
+			pv_error_set(err, -EPERM, "%s:%zu: %s cannot be set from %s (ignored)",
+				     path, lineno, key, pv_config_level_str(level));
 		else if (sr < 0) {
 			free(text);
 			return pv_error_set(err, sr, "%s:%zu: %s", path, lineno, strerror(-sr));

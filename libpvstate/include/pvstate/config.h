@@ -33,12 +33,15 @@ struct pv_config; /* opaque */
 struct pv_config *pv_config_new(void);
 void pv_config_free(struct pv_config *c);
 
-/* Sets key at level; ignored (returns 0, and 1 is not an error) when the current value came from
- * a higher level. Unknown keys are kept (they may be read by other modules). */
+/* Sets key at level. Returns 0 when set, 1 (not an error) when ignored because the current value
+ * came from a higher level, -EPERM when the key may not be set at that level (upstream's per-key
+ * level table; default and args are always allowed), -EINVAL for a malformed key. Unknown keys
+ * are kept (they may be read by other modules) and allowed at every level. */
 int pv_config_set(struct pv_config *c, const char *key, const char *value,
 		  enum pv_config_level level);
 /* Loads a KEY=value file (# comments, blank lines, everything after the first '='). A missing
- * file is -ENOENT with no message; a bad line is reported with file:line and skipped. */
+ * file is -ENOENT with no message; a bad line, or a key not allowed at this level, is reported
+ * with file:line and skipped (the call still returns 0). */
 int pv_config_load_file(struct pv_config *c, const char *path, enum pv_config_level level,
 			struct pv_error *err);
 /* Kernel-style command line: `pv_<key>=v` words (prefix stripped, legacy alias resolved) at

@@ -61,7 +61,8 @@ static void test_defaults(void **st)
 	pv_config_free(c);
 }
 
-/* For every pair of levels, in both orders of setting: the higher level's value stays. */
+/* For every pair of levels, in both orders of setting: the higher level's value stays. The key
+ * is not a known one, so every level may set it. */
 static void test_precedence_every_order(void **st)
 {
 	(void)st;
@@ -73,17 +74,27 @@ static void test_precedence_every_order(void **st)
 			char va[16], vb[16];
 			snprintf(va, sizeof(va), "L%d", a);
 			snprintf(vb, sizeof(vb), "L%d", b);
-			int ra = pv_config_set(c, "PV_LOG_LEVEL", va, a);
-			int rb = pv_config_set(c, "PV_LOG_LEVEL", vb, b);
+			int ra = pv_config_set(c, "PV_TEST_ANY", va, a);
+			int rb = pv_config_set(c, "PV_TEST_ANY", vb, b);
 			int hi = a > b ? a : b;
-			assert_string_equal(pv_config_get(c, "PV_LOG_LEVEL"), hi == a ? va : vb);
-			assert_int_equal(pv_config_get_level(c, "PV_LOG_LEVEL"), hi);
+			assert_string_equal(pv_config_get(c, "PV_TEST_ANY"), hi == a ? va : vb);
+			assert_int_equal(pv_config_get_level(c, "PV_TEST_ANY"), hi);
 			assert_int_equal(ra, 0);
 			assert_int_equal(rb,
 					 b > a ? 0 : 1); /* 1: ignored, a higher level holds it */
 			pv_config_free(c);
 		}
 	}
+	/* a known key, through the levels it allows: pv.conf < policy < oem < env < user-meta */
+	struct pv_config *k = pv_config_new();
+	assert_int_equal(pv_config_set(k, "PV_LOG_LEVEL", "1", PV_CFG_USER_META), 0);
+	assert_int_equal(pv_config_set(k, "PV_LOG_LEVEL", "2", PV_CFG_ENV), 1);
+	assert_int_equal(pv_config_set(k, "PV_LOG_LEVEL", "3", PV_CFG_OEM), 1);
+	assert_int_equal(pv_config_set(k, "PV_LOG_LEVEL", "4", PV_CFG_POLICY), 1);
+	assert_int_equal(pv_config_set(k, "PV_LOG_LEVEL", "5", PV_CFG_PV_CONF), 1);
+	assert_string_equal(pv_config_get(k, "PV_LOG_LEVEL"), "1");
+	pv_config_free(k);
+
 	/* same level: the later value wins */
 	struct pv_config *c = pv_config_new();
 	assert_int_equal(pv_config_set(c, "PV_X", "1", PV_CFG_ENV), 0);
@@ -92,6 +103,34 @@ static void test_precedence_every_order(void **st)
 	assert_int_equal(pv_config_set(c, "", "2", PV_CFG_ENV), -EINVAL);
 	assert_int_equal(pv_config_set(c, "A B", "2", PV_CFG_ENV), -EINVAL);
 	assert_int_equal(pv_config_set(c, "PV_X", "2", PV_CFG_N_LEVELS), -EINVAL);
+	pv_config_free(c);
+}
+
+/* upstream's per-key level table: a disallowed level is refused and changes nothing */
+static void test_level_masks(void **st)
+{
+	(void)st;
+	struct pv_config *c = pv_config_new();
+	assert_int_equal(pv_config_set(c, "PV_LOG_LEVEL", "4", PV_CFG_PH_CONF), -EPERM);
+	assert_int_equal(pv_config_set(c, "PV_LOG_LEVEL", "4", PV_CFG_COMMAND), -EPERM);
+	assert_string_equal(pv_config_get(c, "PV_LOG_LEVEL"), "0");
+	assert_int_equal(pv_config_get_level(c, "PV_LOG_LEVEL"), PV_CFG_DEFAULT);
+	assert_int_equal(pv_config_set(c, "PH_CREDS_HOST", "h", PV_CFG_PV_CONF), -EPERM);
+	assert_int_equal(pv_config_set(c, "PH_CREDS_HOST", "h", PV_CFG_PH_CONF), 0);
+	assert_int_equal(pv_config_set(c, "PH_CREDS_HOST", "meta", PV_CFG_USER_META), -EPERM);
+	assert_string_equal(pv_config_get(c, "PH_CREDS_HOST"), "h");
+	assert_int_equal(pv_config_set(c, "PV_SYSTEM_INIT_MODE", "appengine", PV_CFG_OEM), -EPERM);
+	assert_int_equal(pv_config_set(c, "system.init.mode", "appengine", PV_CFG_USER_META),
+			 -EPERM); /* through its alias too */
+	assert_int_equal(pv_config_set(c, "PV_REMOUNT_POLICY", "x", PV_CFG_PV_CONF), -EPERM);
+	assert_int_equal(pv_config_set(c, "PV_REMOUNT_POLICY", "x", PV_CFG_ENV), 0);
+	assert_int_equal(pv_config_set(c, "PV_DEBUG_SSH", "0", PV_CFG_COMMAND), 0);
+	/* the program's own arguments and defaults are always allowed */
+	assert_int_equal(pv_config_set(c, "PV_SYSTEM_RUNDIR", "/r", PV_CFG_ARGS), 0);
+	/* both command lines count as upstream's "env,bootargs" column; ph- is the higher */
+	assert_int_equal(pv_config_load_cmdline(c, "ph_log.level=5 pv_log.level=3"), 0);
+	assert_string_equal(pv_config_get(c, "PV_LOG_LEVEL"), "5");
+	assert_int_equal(pv_config_get_level(c, "PV_LOG_LEVEL"), PV_CFG_PH_CMDLINE);
 	pv_config_free(c);
 }
 
@@ -149,6 +188,17 @@ static void test_file_syntax(void **st)
 	assert_non_null(strstr(err.msgs[0], want));
 	snprintf(want, sizeof(want), "%s:8:", p);
 	assert_non_null(strstr(err.msgs[1], want));
+	pv_error_clear(&err);
+
+	/* a key the level may not set is reported with file:line and skipped */
+	const char *ph = write_tmp("ph.config", "PH_CREDS_HOST=hub\nPV_LOG_LEVEL=6\n");
+	assert_int_equal(pv_config_load_file(c, ph, PV_CFG_PH_CONF, &err), 0);
+	assert_string_equal(pv_config_get(c, "PH_CREDS_HOST"), "hub");
+	assert_string_equal(pv_config_get(c, "PV_LOG_LEVEL"), "5");
+	assert_int_equal(err.count, 1);
+	snprintf(want, sizeof(want), "%s:2: PV_LOG_LEVEL cannot be set from ph.conf", ph);
+	if (!strstr(err.msgs[0], want))
+		fail_msg("got \"%s\", want \"%s\"", err.msgs[0], want);
 	pv_error_clear(&err);
 
 	/* a file at a lower level does not override */
@@ -310,6 +360,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults),	  cmocka_unit_test(test_precedence_every_order),
 	    cmocka_unit_test(test_file_syntax),	  cmocka_unit_test(test_aliases_cmdline_env),
 	    cmocka_unit_test(test_bool_duration), cmocka_unit_test(test_emit),
+	    cmocka_unit_test(test_level_masks),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

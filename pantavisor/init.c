@@ -73,7 +73,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Upstream's line format; the time is seconds since boot, as the kernel log counts it. */
+/* Upstream's line format; wall-clock seconds like the engine's lines, so the two interleave. */
 __attribute__((format(printf, 2, 3))) static void logi(const char *level, const char *fmt, ...)
 {
 	char msg[512];
@@ -81,8 +81,8 @@ __attribute__((format(printf, 2, 3))) static void logi(const char *level, const 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "[pantavisor] %lld %s\t -- [init]: %s\n", (long long)(now_ms() / 1000),
-		level, msg);
+	fprintf(stderr, "[pantavisor] %lld %s\t -- [init]: %s\n", (long long)time(NULL), level,
+		msg);
 }
 
 static int mkdir_p(const char *path, mode_t mode)

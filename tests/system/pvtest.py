@@ -195,7 +195,10 @@ class Device:
 
     def env(self, **extra):
         e = dict(os.environ)
+        # the engine reads these from its environment: keep every path inside the device tree
         e.update({"PVTEST_ID": self.id, "PV_LXC_PATH": self.lxcpath, "PVTXDIR": self.path("pvtx"),
+                  "PV_DISK_VOLDIR": self.path("volumes"), "PV_SYSTEM_CONFDIR": self.path("configs"),
+                  "PV_ENGINE_SOCKET": self.path("engine.sock"), "PV_LIBEXEC_DIR": BIN,
                   "PATH": BIN + ":" + e.get("PATH", "/usr/bin:/bin")})
         e.update({k: str(v) for k, v in extra.items()})
         return e
@@ -229,7 +232,7 @@ class Device:
 
     def start_appengine(self, *extra, pvtxd=None, env=None):
         args = [bin_path("pv-appengine"), "-d", "0", "--storage", self.storage, "--rundir",
-                self.rundir]
+                self.rundir, "--config", self.path("pantavisor.config")]
         if pvtxd:
             args += ["--pvtx-dir", pvtxd]
         return self.start(args + list(extra), env=env)

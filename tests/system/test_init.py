@@ -222,3 +222,33 @@ def test_real_engine_starts_and_stops(device):
     assert pvtest.stop(p, timeout=60) in (0, 3), pvtest.read_log(p)
     assert "stopping pv-engine" in pvtest.read_log(p) or "pv-engine (pid" in pvtest.read_log(p)
     device.assert_clean()
+
+
+def test_appengine_factory_deploy_and_real_container(device):
+    """pv-appengine: pvtx.d -> revision 0 -> pantavisor -> pv-engine starts the container;
+    pventer reaches into it; SIGTERM stops everything and leaves nothing behind."""
+    if not os.path.exists(pvtest.bin_path("pv-engine")):
+        pytest.skip("bin/pv-engine not built")
+    pvtxd = device.path("pvtx.d")
+    os.makedirs(pvtxd)
+    tgz = pvtest.build_export("c1", group="platform")
+    os.symlink(tgz, os.path.join(pvtxd, "10-c1.pvrexport.tgz"))
+    p = device.start_appengine(pvtxd=pvtxd)
+    trail = os.path.join(device.storage, "trails", "0")
+    boot = os.path.join(device.storage, "boot", "uboot.txt")
+    assert pvtest.wait_until(lambda: os.path.exists(boot) and os.path.getsize(boot), 20), \
+        pvtest.read_log(p)
+    assert os.path.exists(os.path.join(trail, ".pv", "done"))
+    with open(os.path.join(device.storage, "boot", "uboot.txt"), "rb") as f:
+        assert f.read() == b"pv_rev=0\0\0"
+    with open(os.path.join(trail, ".pv", "progress")) as f:
+        assert '"status":"DONE"' in f.read()
+    ok = pvtest.wait_until(lambda: pvtest.lxc_state(device.lxcpath, "c1") == "RUNNING", 40)
+    assert ok, pvtest.read_log(p)
+    r = pvtest.run([pvtest.bin_path("pventer"), "-P", device.lxcpath, "-c", "c1", "/bin/hostname"])
+    assert r.stdout.strip() == "c1"
+    assert pvtest.stop(p, signal.SIGTERM, timeout=60) == 0, pvtest.read_log(p)
+    log = pvtest.read_log(p)
+    assert "stopped by signal" in log and "pv-engine (pid" in log
+    assert pvtest.wait_until(lambda: not device.leftovers()["mounts"], 10), device.leftovers()
+    device.assert_clean()

@@ -252,3 +252,31 @@ def test_appengine_factory_deploy_and_real_container(device):
     assert "stopped by signal" in log and "pv-engine (pid" in log
     assert pvtest.wait_until(lambda: not device.leftovers()["mounts"], 10), device.leftovers()
     device.assert_clean()
+
+
+def test_appengine_relaunch_on_reboot_stop_on_poweroff(device):
+    """A fake engine asks for reboot on the first boot and power-off on the second: pv-appengine
+    relaunches pantavisor once, passes pv_rev from uboot.txt, then stops with status 0."""
+    setup_libexec(device, names=("pv-engine",))
+    eng = os.path.join(device.libexec, "pv-engine")
+    with open(eng, "w") as f:
+        f.write('#!/bin/sh\necho "pv-engine start $$ 0 $*" >>"$PVTEST_EVENTS"\n'
+                'if [ -e "$PVTEST_EVENTS.rebooted" ]; then exit 11; fi\n'
+                ': >"$PVTEST_EVENTS.rebooted"; exit 10\n')
+    os.makedirs(device.path("empty.d"))
+    env = device.env(PV_LIBEXEC_DIR=device.libexec, PVTEST_EVENTS=device.path("events"))
+    p = device.start_appengine(pvtxd=device.path("empty.d"), env=env)
+    assert pvtest.stop(p, sig=0, timeout=30) == 0, pvtest.read_log(p)
+    st = starts(device, "pv-engine")
+    assert len(st) == 2, st
+    assert all("--cmdline pv_rev=0" in " ".join(e) for e in st), st
+    log = pvtest.read_log(p)
+    assert "reboot" in log and "poweroff" in log and "no package" in log
+    with open(os.path.join(device.storage, "trails", "0", ".pvr", "json")) as f:
+        assert f.read() == '{"#spec":"pantavisor-service-system@1"}'
+
+
+def test_pventer_refuses_unknown_container(device):
+    r = pvtest.run([pvtest.bin_path("pventer"), "-P", device.lxcpath, "-c", "nosuch", "true"],
+                   check=False)
+    assert r.returncode == 1 and "nosuch" in r.stderr

@@ -98,10 +98,23 @@ fail:
 	pv_recovery_on_exit(c);
 }
 
+/* Start helpers in flight at once: enough to start in parallel, few enough that liblxc's work
+ * does not starve the engine (and everything else) on a small device. */
+#define PV_START_PARALLEL 4
+
+static size_t helpers(const struct pv_engine *e)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		n += e->ctrs[i].helper_pid > 0;
+	return n;
+}
+
 void pv_group_run(struct pv_engine *e)
 {
 	if (e->shutting_down || e->failing || !e->have_state)
 		return;
+	size_t busy = helpers(e);
 	for (size_t i = 0; i < e->n_ctrs && !e->failing; i++) {
 		struct pv_ctr *c = &e->ctrs[i];
 		if (c->status != PV_CS_INSTALLED && c->status != PV_CS_BLOCKED)
@@ -110,6 +123,9 @@ void pv_group_run(struct pv_engine *e)
 			pv_container_set_status(c, PV_CS_BLOCKED);
 			continue;
 		}
+		if (busy >= PV_START_PARALLEL)
+			return; /* a helper's end wakes the scheduler again */
 		start_one(e, c);
+		busy += c->helper_pid > 0;
 	}
 }

@@ -552,3 +552,26 @@ def test_group_timeout_unblocks_the_next_group(env):
     assert 1.0 <= time.time() - t0 <= 5.0
     assert env.containers()[r[0]]["status"] == "STARTED"
     assert stop_engine(env, p) == 0
+
+
+def test_socket_answers_while_many_containers_start(env):
+    cs = [env.container("m%d" % i, group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"}) for i in range(12)]
+    env.write_rev("0", *cs)
+    p = env.start()
+    worst = 0.0
+    seen_starting = False
+    end = time.time() + 30
+    while time.time() < end:
+        t0 = time.time()
+        lst = env.containers()
+        worst = max(worst, time.time() - t0)
+        states = [c["status"] for c in lst.values()]
+        seen_starting |= "STARTING" in states
+        if len(lst) == 12 and all(s == "STARTED" for s in states):
+            break
+    assert all(env.lxc(n)[0] == "RUNNING" for n, _ in cs)
+    # the loop never waits for liblxc (a synchronous start of 12 took > 1.2 s here)
+    assert worst < 1.0, worst
+    assert stop_engine(env, p) == 0
+    assert env.mounts() == []

@@ -370,13 +370,9 @@ static void stop_grace_cb(uv_timer_t *t)
 		return;
 	pv_log(PV_LOG_WARN, "container", "%s: still running after %d ms, killing", c->spec->name,
 	       PV_STOP_GRACE_MS);
-	struct lxc_container *lc = lxc_get(c);
-	if (lc) {
-		lc->stop(lc);
-		lxc_container_put(lc);
-	}
-	if (c->pid > 0)
-		kill(c->pid, SIGKILL);
+	/* SIGKILL to the namespace's init ends the container; liblxc's monitor cleans up. No
+	 * lxc stop() here: it waits for the monitor, and the loop must not wait. */
+	kill(c->pid, SIGKILL);
 }
 
 void pv_container_stop(struct pv_ctr *c)

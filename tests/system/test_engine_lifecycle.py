@@ -575,3 +575,21 @@ def test_socket_answers_while_many_containers_start(env):
     assert worst < 1.0, worst
     assert stop_engine(env, p) == 0
     assert env.mounts() == []
+
+
+STUBBORN = "#!/bin/sh\ntrap '' TERM PWR INT\nwhile true; do sleep 1; done\n"
+
+
+def test_stop_kills_after_grace_when_init_ignores_signals(env):
+    c = env.container("sb", init=STUBBORN, group="app", restart_policy="container",
+                      auto_recovery={"policy": "no"})
+    env.write_rev("0", c)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING")
+    t0 = time.time()
+    assert stop_engine(env, p) == 0
+    took = time.time() - t0
+    assert 4.5 <= took <= 12, took  # 5 s lenient grace, then SIGKILL
+    assert "killing" in env.log()
+    assert env.lxc(c[0])[0] != "RUNNING"
+    assert env.mounts() == []

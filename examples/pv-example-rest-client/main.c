@@ -32,11 +32,12 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: pv-example-rest-client [-s SOCKET] [-i SECONDS] [-n COUNT]\n"
+	    "usage: pv-example-rest-client [-s SOCKET] [-i SECONDS] [-n COUNT] [--close]\n"
 	    "  -s, --socket PATH     connect here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET
 	    ")\n"
 	    "  -i, --interval SECS   between requests (default 2; \"250ms\" works too)\n"
-	    "  -n, --count N         exit 0 after N responses (default: run forever)\n");
+	    "  -n, --count N         exit 0 after N responses (default: run forever)\n"
+	    "      --close           one connection per request instead of keep-alive\n");
 }
 
 /* Read more bytes into c->buf, waiting at most REPLY_TIMEOUT_MS. Returns bytes read or -errno. */
@@ -119,14 +120,14 @@ static int read_response(struct conn *c, struct response *res)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-					     {"interval", required_argument, NULL, 'i'},
-					     {"count", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'}, {"interval", required_argument, NULL, 'i'},
+	    {"count", required_argument, NULL, 'n'},  {"close", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	const char *sock_arg = NULL, *path;
 	unsigned long count = 0, done = 0, seq = 0;
 	long interval_ms = 2000;
+	bool one_shot = false; /* a new connection per request (Connection: close) */
 	struct conn *c;
 	struct response res;
 	char req[256], eb[128];
@@ -149,6 +150,9 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bad --count '%s'\n", optarg);
 				return 2;
 			}
+			break;
+		case 'c':
+			one_shot = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -183,16 +187,17 @@ int main(int argc, char **argv)
 		}
 		snprintf(req, sizeof(req),
 			 "GET /ping/%lu HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-			 "\r\n",
-			 ++seq);
+			 "%s\r\n",
+			 ++seq, one_shot ? "Connection: close\r\n" : "");
 		r = pvex_write_all(c->fd, req, strlen(req));
 		if (r == 0)
 			r = read_response(c, &res);
 		if (r == 0) {
 			pvex_log("response %d: %s", res.status, res.body);
 			done++;
-			if (res.close) {
-				pvex_log("server closes the connection");
+			if (res.close || one_shot) {
+				if (!one_shot)
+					pvex_log("server closes the connection");
 				close(c->fd);
 				c->fd = -1;
 			}

@@ -336,6 +336,21 @@ def test_rest_identity_headers_over_keepalive(tmp, procs):
     assert status == 200 and json.loads(body)["client"] == 'a"b\\c'
 
 
+def test_rest_client_close_mode_uses_a_connection_per_request(tmp, procs):
+    sock = os.path.join(tmp, "api.sock")
+    server = procs.start("server", [exe("pv-example-rest-server"), "-s", sock])
+    wait_for(server.log, r"listening on ")
+    r = run([exe("pv-example-rest-client"), "-s", sock, "-i", "0", "-n", "20", "--close"])
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.count("response 200: ") == 20 and r.stdout.count("connected to") == 20
+    # the server saw every one of them open and close
+    deadline = time.time() + 10
+    while read(server.log).count("connection closed") < 20 and time.time() < deadline:
+        time.sleep(0.05)
+    log = read(server.log)
+    assert log.count("connection opened") == 20 and log.count("connection closed") == 20, log
+
+
 def test_rest_client_reconnects_after_server_restart(tmp, procs):
     sock = os.path.join(tmp, "api.sock")
     s1 = procs.start("server-1", [exe("pv-example-rest-server"), "-s", sock], check=False)

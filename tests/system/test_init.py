@@ -280,3 +280,37 @@ def test_pventer_refuses_unknown_container(device):
     r = pvtest.run([pvtest.bin_path("pventer"), "-P", device.lxcpath, "-c", "nosuch", "true"],
                    check=False)
     assert r.returncode == 1 and "nosuch" in r.stderr
+
+
+@pytest.mark.parametrize("sig,killed_by", [(signal.SIGTERM, signal.SIGHUP),
+                                           (signal.SIGINT, signal.SIGINT)])
+def test_pid1_mounts_and_reboot_in_pid_namespace(device, sig, killed_by):
+    """As PID 1 of a new pid + mount namespace, init mounts /proc /sys /dev /dev/pts /run and ends
+    with reboot(2), which the kernel turns into SIGHUP (restart) or SIGINT (power off) of the
+    namespace's init: that is what unshare reports."""
+    setup_libexec(device, names=("pv-engine",))
+    env = device.env(PV_LIBEXEC_DIR=device.libexec, PVTEST_EVENTS=device.path("events"))
+    u = device.start(["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+                      PANTAVISOR, "--rundir", device.rundir, "--storage", device.storage,
+                      "--config", device.path("none.config")], env=env)
+
+    def inner():
+        try:
+            with open("/proc/%d/task/%d/children" % (u.pid, u.pid)) as f:
+                kids = f.read().split()
+            return int(kids[0]) if kids else None
+        except OSError:
+            return None
+
+    pid = pvtest.wait_until(inner, 5)
+    assert pid and pvtest.wait_until(lambda: starts(device, "pv-engine"), 5), pvtest.read_log(u)
+    with open("/proc/%d/mountinfo" % pid) as f:
+        mps = {(line.split()[4], line.split(" - ")[1].split()[0]) for line in f}
+    for mp in [("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "devtmpfs"), ("/dev/pts", "devpts"),
+               ("/run", "tmpfs")]:
+        assert mp in mps, (mp, sorted(mps))
+    assert "PID 1" in pvtest.read_log(u)
+    os.kill(pid, sig)
+    assert pvtest.stop(u, sig=0, timeout=20) == -killed_by, pvtest.read_log(u)
+    log = pvtest.read_log(u)
+    assert "stopping pv-engine" in log and [e for e in events(device) if e[1] == "term"]

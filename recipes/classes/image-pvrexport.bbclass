@@ -121,7 +121,7 @@ IMAGE_CMD:pvrexport () {
 	name="${PVREXPORT_NAME}"
 	out="${IMGDEPLOYDIR}/${IMAGE_NAME}.pvrexport.tgz"
 
-	mksquashfs "${IMAGE_ROOTFS}" "$stage/root.squashfs" -noappend -quiet \
+	mksquashfs "${IMAGE_ROOTFS}" "$stage/root.squashfs" -noappend -quiet -no-progress \
 		${PVR_FORMAT_OPTS} ${PVREXPORT_SQUASHFS_EXCLUDES}
 	for f in "${PVREXPORT_SRCDIR}/$name.services.json" "${PVREXPORT_SRCDIR}/services.json"; do
 		if [ -f "$f" ]; then

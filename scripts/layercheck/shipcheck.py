@@ -111,7 +111,18 @@ def main():
     ap.add_argument('--destdir', required=True)
     ap.add_argument('--layer', required=True)
     ap.add_argument('--expect', action='append', default=[], help='PATH=PACKAGE')
+    ap.add_argument('--install-prefix', default='/usr',
+                    help="the build's CMAKE_INSTALL_PREFIX; mapped to /usr (and <prefix>/etc to "
+                         "/etc) as a Yocto build configures it")
     a = ap.parse_args()
+    pre = a.install_prefix.rstrip('/') or '/usr'
+
+    def yocto_path(f):
+        if f.startswith(pre + '/etc/'):
+            return f[len(pre):]
+        if f.startswith(pre + '/'):
+            return '/usr' + f[len(pre):]
+        return f
 
     rdir = os.path.join(a.layer, 'recipes-pv', 'pantavisor')
     recipes = {
@@ -121,7 +132,8 @@ def main():
     installed = []
     for dirpath, dirnames, filenames in os.walk(a.destdir):
         for n in filenames:
-            installed.append('/' + os.path.relpath(os.path.join(dirpath, n), a.destdir))
+            installed.append(yocto_path('/' + os.path.relpath(os.path.join(dirpath, n),
+                                                          a.destdir)))
     owner = {}
     problems = []
     for f in sorted(installed):

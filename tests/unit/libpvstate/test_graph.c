@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +250,96 @@ static void test_build_from_fixture(void **st)
 	assert_string_equal(g.links[0].type, "unix");
 	assert_int_equal(g.links[0].consumer_pid, 100);
 	assert_int_equal(g.links[0].provider_pid, 200);
+	pv_graph_free(&g);
+	pv_state_free(&s);
+}
+
+static int parse_fixture(const char *name, struct pv_state *s)
+{
+	char path[512], *text = NULL;
+	size_t len = 0;
+	struct pv_error err = PV_ERROR_INIT;
+	snprintf(path, sizeof(path), "%s/states/valid/%s", PV_FIXTURES, name);
+	assert_int_equal(pv_file_read_all(path, 1 << 24, &text, &len, &err), 0);
+	struct pv_state_opts o;
+	pv_state_opts_default(&o);
+	o.appengine = strstr(name, "appengine") != NULL;
+	int r = pv_state_parse(text, len, &o, s, &err);
+	free(text);
+	if (r)
+		print_message("%s: %s\n", name, pv_error_msg(&err));
+	pv_error_clear(&err);
+	return r;
+}
+
+static bool exports_name(const struct pv_container *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_exports; i++)
+		if (!strcmp(c->exports[i].name, name))
+			return true;
+	return false;
+}
+
+/* Every valid fixture: each link joins a real requirement to a real export, every requirement
+ * with an exporter has one link per exporter, and emit -> parse -> emit is a fixed point. */
+static void test_build_all_valid_fixtures(void **st)
+{
+	(void)st;
+	DIR *d = opendir(PV_FIXTURES "/states/valid");
+	assert_non_null(d);
+	struct dirent *de;
+	size_t n_files = 0, n_links = 0;
+	while ((de = readdir(d))) {
+		if (!strstr(de->d_name, ".json"))
+			continue;
+		struct pv_state s;
+		if (parse_fixture(de->d_name, &s))
+			fail_msg("valid fixture %s does not parse", de->d_name);
+		n_files++;
+		struct pv_graph g;
+		assert_int_equal(pv_graph_build(&s, NULL, 0, &g, NULL), 0);
+		size_t expect = 0;
+		for (size_t c = 0; c < s.n_containers; c++)
+			for (size_t r = 0; r < s.containers[c].n_requires; r++)
+				for (size_t p = 0; p < s.n_containers; p++)
+					expect += exports_name(&s.containers[p],
+							       s.containers[c].requires[r].name);
+		assert_int_equal(g.n_links, expect);
+		for (size_t i = 0; i < g.n_links; i++) {
+			const struct pv_container *prov =
+			    pv_state_find_container(&s, g.links[i].provider);
+			assert_non_null(prov);
+			assert_true(exports_name(prov, g.links[i].name));
+			assert_non_null(pv_state_find_container(&s, g.links[i].consumer));
+		}
+		char *j = pv_graph_emit(&g, false);
+		struct pv_graph p;
+		assert_int_equal(pv_graph_parse(j, strlen(j), &p, NULL), 0);
+		char *j2 = pv_graph_emit(&p, false);
+		assert_string_equal(j, j2);
+		free(j);
+		free(j2);
+		n_links += g.n_links;
+		pv_graph_free(&p);
+		pv_graph_free(&g);
+		pv_state_free(&s);
+	}
+	closedir(d);
+	assert_true(n_files > 5);
+	assert_true(n_links > 0);
+}
+
+static void test_build_fixture_optional_missing(void **st)
+{
+	(void)st;
+	struct pv_state s;
+	if (parse_fixture("optional-service-missing.json", &s))
+		fail_msg("optional-service-missing.json does not parse");
+	struct pv_graph g;
+	assert_int_equal(pv_graph_build(&s, NULL, 0, &g, NULL), 0);
+	/* "absent" is optional and exported by nobody: no link for it */
+	assert_int_equal(g.n_links, 1);
+	assert_string_equal(g.links[0].name, "raw-unix");
 	pv_graph_free(&g);
 	pv_state_free(&s);
 }
@@ -513,6 +604,8 @@ int main(void)
 	    cmocka_unit_test(test_build_several_providers_self_optional),
 	    cmocka_unit_test(test_build_hosted_system_bus),
 	    cmocka_unit_test(test_build_from_fixture),
+	    cmocka_unit_test(test_build_all_valid_fixtures),
+	    cmocka_unit_test(test_build_fixture_optional_missing),
 	    cmocka_unit_test(test_emit_parse_round_trip),
 	    cmocka_unit_test(test_parse_upstream_form_defaults),
 	    cmocka_unit_test(test_parse_errors),

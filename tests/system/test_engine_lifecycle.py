@@ -593,3 +593,43 @@ def test_stop_kills_after_grace_when_init_ignores_signals(env):
     assert "killing" in env.log()
     assert env.lxc(c[0])[0] != "RUNNING"
     assert env.mounts() == []
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "copy", "json"])
+def test_damaged_storage_is_named_and_nothing_starts(env, damage):
+    c = env.container("dm", group="app")
+    env.write_rev("0", c)
+    trail = os.path.join(env.storage, "trails", "0", c[0])
+    if damage == "corrupt":  # same inode, other bytes: only the sha256 check sees it
+        with open(os.path.join(trail, "lxc.container.conf"), "a") as f:
+            f.write("# tampered\n")
+        want = "bad checksum"
+    elif damage == "copy":  # right bytes, but not the object's inode
+        path = os.path.join(trail, "lxc.container.conf")
+        data = open(path, "rb").read()
+        os.unlink(path)
+        with open(path, "wb") as f:
+            f.write(data)
+        want = "not a hard link"
+    else:  # a json file that differs from its text in .pvr/json
+        with open(os.path.join(trail, "run.json"), "w") as f:
+            f.write('{"name": "other"}')
+        want = "differs"
+    p = env.start()
+    assert wait_for(lambda: "invalid" in env.log(), 10), env.log()
+    lines = [l for l in env.log().splitlines() if want in l]
+    assert lines and c[0] in lines[0], env.log()
+    assert env.containers() == {}
+    assert env.lxc(c[0])[0] != "RUNNING"
+    assert stop_engine(env, p) == 0
+
+
+def test_checksum_off_skips_only_the_hash(env):
+    c = env.container("ck", group="app", restart_policy="container",
+                      auto_recovery={"policy": "no"})
+    env.write_rev("0", c)
+    with open(os.path.join(env.storage, "trails", "0", c[0], "lxc.container.conf"), "a") as f:
+        f.write("# tampered\n")
+    p = env.start(PV_SECUREBOOT_CHECKSUM="0")
+    assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING"), env.log()
+    assert stop_engine(env, p) == 0

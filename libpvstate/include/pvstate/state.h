@@ -13,11 +13,11 @@
 #define PV_SPEC_MULTI1	"pantavisor-multi-platform@1"
 
 /* Hard limits that keep hostile input bounded. */
-#define PV_STATE_MAX_BYTES   (64u * 1024 * 1024) /* a whole state JSON */
-#define PV_STATE_MAX_DEPTH   64                  /* JSON nesting */
-#define PV_STATE_MAX_VALUES  (1000u * 1000)      /* JSON values (bounds cJSON's tree memory) */
-#define PV_STATE_MAX_STRING  4096                /* any single string field we keep */
-#define PV_NAME_MAX	     64                  /* container / group / service names */
+#define PV_STATE_MAX_BYTES  (64u * 1024 * 1024) /* a whole state JSON */
+#define PV_STATE_MAX_DEPTH  64			/* JSON nesting */
+#define PV_STATE_MAX_VALUES (1000u * 1000)	/* JSON values (bounds cJSON's tree memory) */
+#define PV_STATE_MAX_STRING 4096		/* any single string field we keep */
+#define PV_NAME_MAX	    64			/* container / group / service names */
 
 enum pv_status_goal { PV_GOAL_MOUNTED = 0, PV_GOAL_STARTED, PV_GOAL_READY };
 enum pv_restart_policy { PV_RESTART_SYSTEM = 0, PV_RESTART_CONTAINER };
@@ -34,7 +34,7 @@ enum pv_backoff_policy { PV_BACKOFF_REBOOT = 0, PV_BACKOFF_NEVER, PV_BACKOFF_WAI
 #define PV_ROLE_MGMT   (1u << 0)
 #define PV_ROLE_NOBODY (1u << 1)
 
-const char *pv_status_goal_str(enum pv_status_goal g);       /* "MOUNTED" ... */
+const char *pv_status_goal_str(enum pv_status_goal g);	     /* "MOUNTED" ... */
 const char *pv_restart_policy_str(enum pv_restart_policy p); /* "system" / "container" */
 const char *pv_persistence_str(enum pv_persistence p);
 const char *pv_recovery_policy_str(enum pv_recovery_policy p); /* "no", "always", ... */
@@ -48,7 +48,7 @@ struct pv_auto_recovery {
 	int reset_window;      /* s; 0 = never reset */
 	int stable_timeout;    /* s; 0 = none */
 	enum pv_backoff_policy backoff;
-	int backoff_wait; /* s, for PV_BACKOFF_WAIT */
+	int backoff_wait;     /* s, for PV_BACKOFF_WAIT */
 	char backoff_str[32]; /* as written ("reboot", "never", "30s") for the API */
 };
 
@@ -87,11 +87,11 @@ struct pv_storage_vol {
 };
 
 struct pv_logger {
-	char *file;    /* path in the container, or NULL */
-	bool lxc;      /* "lxc" logger */
-	bool console;  /* "console" logger */
+	char *file;   /* path in the container, or NULL */
+	bool lxc;     /* "lxc" logger */
+	bool console; /* "console" logger */
 	char *name;
-	long maxsize;  /* bytes, 0 = default */
+	long maxsize; /* bytes, 0 = default */
 	bool truncate;
 };
 
@@ -105,20 +105,20 @@ struct pv_network {
 
 struct pv_container {
 	char *name;
-	char *type;        /* "lxc" */
-	char *config;      /* path relative to <name>/, e.g. "lxc.container.conf"; NULL for data-only */
+	char *type;   /* "lxc" */
+	char *config; /* path relative to <name>/, e.g. "lxc.container.conf"; NULL for data-only */
 	char *root_volume; /* "[handler:]file" */
 	char **volumes;
 	size_t n_volumes;
 	struct pv_storage_vol *storage;
 	size_t n_storage;
-	char *group;     /* resolved group name (after defaults / runlevel / last-group rule) */
+	char *group;	 /* resolved group name (after defaults / runlevel / last-group rule) */
 	int group_index; /* index into pv_state.groups */
-	enum pv_status_goal status_goal;       /* resolved: own value or the group's */
-	enum pv_restart_policy restart_policy; /* resolved */
+	enum pv_status_goal status_goal;	  /* resolved: own value or the group's */
+	enum pv_restart_policy restart_policy;	  /* resolved */
 	bool status_goal_set, restart_policy_set; /* written in run.json */
-	unsigned roles;  /* PV_ROLE_* */
-	bool roles_set;  /* the `roles` key was present */
+	unsigned roles;				  /* PV_ROLE_* */
+	bool roles_set;				  /* the `roles` key was present */
 	char **drivers_required, **drivers_optional, **drivers_manual;
 	size_t n_drivers_required, n_drivers_optional, n_drivers_manual;
 	struct pv_service_req *requires; /* required first, then optional */
@@ -131,7 +131,7 @@ struct pv_container {
 	size_t n_logs;
 	char **export_paths; /* run.json `exports` */
 	size_t n_export_paths;
-	int dev_log;   /* -1 unset, 0/1 */
+	int dev_log; /* -1 unset, 0/1 */
 	bool automodfw;
 	struct pv_auto_recovery auto_recovery; /* own, or inherited from the group */
 };
@@ -142,10 +142,10 @@ enum pv_entry_kind { PV_ENTRY_OBJECT = 0, PV_ENTRY_JSON };
 struct pv_entry {
 	char *key;
 	enum pv_entry_kind kind;
-	char sha[65];     /* objects */
-	const char *raw;  /* json: points into pv_state.text, byte-identical value text */
+	char sha[65];	 /* objects */
+	const char *raw; /* json: points into pv_state.text, byte-identical value text */
 	size_t raw_len;
-	int owner;        /* index of the owning container, -1 = BSP/system */
+	int owner; /* index of the owning container, -1 = BSP/system */
 };
 
 struct pv_bsp {
@@ -171,10 +171,10 @@ struct pv_state {
 
 /* Options that change validation. */
 struct pv_state_opts {
-	bool appengine;        /* bsp/run.json not required */
-	bool legacy_roles;     /* PV_CONTROL_LEGACY_ROLES: absent roles => mgmt */
-	int default_timeout;   /* group timeout when none given (PV_UPDATER_GOALS_TIMEOUT) */
-	const char *source;    /* file name for messages, e.g. "trails/3/.pvr/json" or "-" */
+	bool appengine;		/* bsp/run.json not required */
+	bool legacy_roles;	/* PV_CONTROL_LEGACY_ROLES: absent roles => mgmt */
+	int default_timeout;	/* group timeout when none given (PV_UPDATER_GOALS_TIMEOUT) */
+	const char *source;	/* file name for messages, e.g. "trails/3/.pvr/json" or "-" */
 	bool hosted_system_bus; /* PV_XCONNECT_DBUS_SYSTEMBUS_ENABLED: "system-bus" is provided */
 };
 

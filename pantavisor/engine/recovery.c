@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "pvstate/fileio.h"
 
 static void retry_cb(uv_timer_t *t)
 {
@@ -35,6 +36,10 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 	const char *name = c->spec->name;
 
 	pv_volumes_umount(c);
+	/* the staged _config copy is made fresh at each start (upstream removes it on stop too) */
+	char conf[4096];
+	snprintf(conf, sizeof(conf), "%s/%s", e->confdir, name);
+	pv_remove_tree(conf);
 	pv_container_set_status(c, PV_CS_STOPPED);
 	if (c->stop_requested || e->shutting_down)
 		return;

@@ -633,3 +633,19 @@ def test_checksum_off_skips_only_the_hash(env):
     p = env.start(PV_SECUREBOOT_CHECKSUM="0")
     assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING"), env.log()
     assert stop_engine(env, p) == 0
+
+
+def test_config_overlay_is_the_top_lower_layer(env):
+    c = env.container("cf", group="app", restart_policy="container",
+                      auto_recovery={"policy": "no"})
+    motd = os.path.join(env.root, "motd")
+    with open(motd, "w") as f:
+        f.write("from _config\n")
+    env.write_rev("0", c, extra={"_config/%s/etc/motd" % c[0]: env.add_object(motd)})
+    p = env.start()
+    assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING"), env.log()
+    pid = env.lxc(c[0])[1]
+    assert open("/proc/%d/root/etc/motd" % pid).read() == "from _config\n"
+    assert os.path.exists(os.path.join(env.confdir, c[0], "etc", "motd"))
+    assert stop_engine(env, p) == 0
+    assert not os.path.exists(os.path.join(env.confdir, c[0]))

@@ -35,6 +35,8 @@ static int teardown(void **st)
 	/* umount first in case a mount test failed midway */
 	snprintf(cmd, sizeof(cmd), "%s/t/mnt", dir);
 	umount2(cmd, MNT_DETACH);
+	snprintf(cmd, sizeof(cmd), "%s/ro", dir);
+	umount2(cmd, MNT_DETACH);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }

@@ -111,6 +111,8 @@ def main():
     ap.add_argument('--destdir', required=True)
     ap.add_argument('--layer', required=True)
     ap.add_argument('--expect', action='append', default=[], help='PATH=PACKAGE')
+    ap.add_argument('--expect-if-installed', action='append', default=[],
+                    help='PATH=PACKAGE, checked only when the build installs PATH')
     ap.add_argument('--install-prefix', default='/usr',
                     help="the build's CMAKE_INSTALL_PREFIX; mapped to /usr (and <prefix>/etc to "
                          "/etc) as a Yocto build configures it")
@@ -153,6 +155,14 @@ def main():
             problems.append('expected %s to be installed' % path)
         elif owner[path] != pkg:
             problems.append('%s goes to %s, expected %s' % (path, owner[path], pkg))
+    checked = len(a.expect)
+    for e in a.expect_if_installed:
+        path, _, pkg = e.partition('=')
+        if path in owner:
+            checked += 1
+            if owner[path] != pkg:
+                problems.append('%s goes to %s, expected %s' % (path, owner[path], pkg))
+    print('placements checked: %d' % checked)
     for p in problems:
         print('PROBLEM: ' + p)
     return 1 if problems else 0

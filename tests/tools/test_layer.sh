@@ -338,14 +338,15 @@ else
 		/usr/lib/pantavisor/examples/pv-example-unix-server/pv-example-unix-server=pantavisor-examples-unix-server \
 		/usr/lib/pantavisor/examples/pv-example-dbus-server/image.conf=pantavisor-examples-dbus-server; do
 		# only what this build installs (components may be switched off)
-		[ -e "$tmp/inst${e%%=*}" ] && set -- "$@" --expect "$e"
+		set -- "$@" --expect-if-installed "$e"
 	done
 	# install with the build's own prefix (absolute paths such as PV_LIBEXEC_DIR derive from
 	# it); shipcheck maps that prefix to the /usr a Yocto build uses
 	prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$builddir/CMakeCache.txt")
 	if /usr/bin/python3 "$src/scripts/layercheck/shipcheck.py" --destdir "$tmp/inst" \
 		--install-prefix "${prefix:-/usr/local}" --layer "$src/recipes" "$@" >"$tmp/ship.log" 2>&1; then
-		ok "all $(wc -l <"$tmp/ship.log") installed files are packaged; $(($# / 2)) placements checked"
+		ok "all $(grep -c '^/' "$tmp/ship.log") installed files are packaged;" \
+			"$(sed -n 's/^placements checked: //p' "$tmp/ship.log") placements checked"
 	else
 		grep PROBLEM "$tmp/ship.log" | sed 's/^/     /'
 		bad "the recipes' FILES do not cover the install"

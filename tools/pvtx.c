@@ -244,9 +244,9 @@ static void tx_load(struct tx *t)
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
 		if (!strncmp(line, "status=", 7))
-			snprintf(t->status, sizeof(t->status), "%s", line + 7);
+			snprintf(t->status, sizeof(t->status), "%.15s", line + 7);
 		else if (!strncmp(line, "objdir=", 7))
-			snprintf(t->objdir, sizeof(t->objdir), "%s", line + 7);
+			snprintf(t->objdir, sizeof(t->objdir), "%.4095s", line + 7);
 	}
 	fclose(f);
 }
@@ -349,7 +349,7 @@ static int run_tar(const char *file, const char *dir)
 /* Moves every objects/<sha> of an unpacked package into the object dir, checking its hash. */
 static int import_objects(const char *pkgdir, const char *objdir, struct pv_error *err)
 {
-	char od[PATH_MAX], src[PATH_MAX + 300], dst[PATH_MAX + 300], sha[65];
+	char od[PATH_MAX + 32], src[PATH_MAX + 320], dst[PATH_MAX + 300], sha[65];
 	snprintf(od, sizeof(od), "%s/objects", pkgdir);
 	DIR *dir = opendir(od);
 	struct dirent *de;

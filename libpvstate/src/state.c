@@ -404,8 +404,7 @@ int pv_state_parse(const char *text, size_t len, const struct pv_state_opts *opt
 		goto out;
 	}
 	if (len > PV_STATE_MAX_BYTES) {
-		rc = pv_error_set(err, -E2BIG,
-				  "state: %zu bytes is larger than the limit of %u bytes", len,
+		rc = pv_error_set(err, -E2BIG, "state: larger than the limit of %u bytes",
 				  PV_STATE_MAX_BYTES);
 		goto out;
 	}

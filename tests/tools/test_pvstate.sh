@@ -54,6 +54,14 @@ grep -qF -- '-: client/run.json: status_goal: "FOO" is not one of MOUNTED, START
 printf '' | "$pv" check - 2>"$work/err" && fail "empty stdin accepted"
 grep -q "not a JSON object" "$work/err" || fail "empty stdin message"
 
+# 100 MB on stdin: refused by size, cleanly
+rc=0
+{ printf '{"#spec":"pantavisor-service-system@1","a.json":"'; head -c 104857600 /dev/zero | tr '\0' a; printf '"}'; } |
+	"$pv" check - 2>"$work/err" || rc=$?
+[ "$rc" = 1 ] || fail "100 MB stdin: exit $rc"
+grep -q "^-: state: larger than the limit of 67108864 bytes$" "$work/err" ||
+	fail "100 MB stdin message: $(cat "$work/err")"
+
 # options change validation: no bsp only with --appengine
 "$pv" check "$fx/states/valid/appengine-minimal.json" 2>"$work/err" && fail "no bsp accepted"
 grep -q "bsp/run.json: missing" "$work/err" || fail "bsp message"

@@ -42,9 +42,10 @@ static int read_all(FILE *f, char **out, size_t *len)
 		return -ENOMEM;
 	for (;;) {
 		if (n == cap) {
+			/* one byte over the limit is enough for the parser to refuse it */
 			if (cap > PV_STATE_MAX_BYTES)
 				break;
-			cap *= 2;
+			cap = cap * 2 > PV_STATE_MAX_BYTES ? PV_STATE_MAX_BYTES + 1 : cap * 2;
 			char *nb = realloc(b, cap);
 			if (!nb) {
 				free(b);

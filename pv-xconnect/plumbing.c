@@ -263,7 +263,8 @@ static int open_parent(const char *path, bool create, int *dirfd, const char **b
 
 /* Clears whatever a previous instance of us left at dirfd/base: a stale socket (re-adoption
  * after kill -9 must not hit EADDRINUSE), a bind mount, a placeholder. Refuses anything else. */
-static int clear_target(int dirfd, const char *base, const char *path, struct ns_result *r)
+static int clear_target(int dirfd, const char *base, const char *path, bool keep_socket,
+			struct ns_result *r)
 {
 	struct stat st;
 	for (int i = 0; i < 8; i++) {
@@ -278,6 +279,8 @@ static int clear_target(int dirfd, const char *base, const char *path, struct ns
 			continue;
 		break;
 	}
+	if (S_ISSOCK(st.st_mode) && keep_socket)
+		return 0; /* the caller renames over it */
 	if (S_ISSOCK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0)) {
 		if (unlinkat(dirfd, base, 0) < 0 && errno != ENOENT) {
 			res_fail(r, -errno, "target `%s`: unlink stale entry: %s", path,
@@ -305,14 +308,19 @@ static int listen_fn(void *arg, struct ns_result *r)
 	const char *base;
 	if (open_parent(a->target, true, &dirfd, &base, r) < 0)
 		return -1;
-	if (clear_target(dirfd, base, a->target, r) < 0)
+	if (clear_target(dirfd, base, a->target, true, r) < 0)
 		return -1;
+	/* Bound and listening under a temporary name first, then renamed into place: the target
+	 * never exists without a listener behind it (no ECONNREFUSED window), and a stale socket
+	 * of an earlier run is replaced atomically (re-adoption never leaves the target missing).
+	 */
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(base) >= sizeof(sa.sun_path)) {
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), ".pvx%d.%s", (int)getpid(), base);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
 		res_fail(r, -ENAMETOOLONG, "target `%s`: file name too long", a->target);
 		return -1;
 	}
-	strcpy(sa.sun_path, base);
+	const char *tmp = sa.sun_path;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		res_fail(r, -errno, "socket: %s", strerror(errno));
@@ -321,20 +329,20 @@ static int listen_fn(void *arg, struct ns_result *r)
 	/* bind relative to the verified directory: no path lookup outside dirfd. The umask gives
 	 * the socket its mode atomically (no window with wider permissions). */
 	umask(~a->own.mode & 0777);
-	if (fchdir(dirfd) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (fchdir(dirfd) < 0 || (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		res_fail(r, -errno, "target `%s`: bind: %s", a->target, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	if (fchownat(dirfd, base, a->own.uid, a->own.gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		res_fail(r, -errno, "target `%s`: chown %u:%u: %s", a->target, (unsigned)a->own.uid,
-			 (unsigned)a->own.gid, strerror(errno));
-		close(fd);
-		return -1;
-	}
 	struct stat st;
-	if (listen(fd, SOMAXCONN) < 0 || fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		res_fail(r, -errno, "target `%s`: listen: %s", a->target, strerror(errno));
+	const char *what = "chown";
+	if (fchownat(dirfd, tmp, a->own.uid, a->own.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (what = "listen", listen(fd, SOMAXCONN) < 0) ||
+	    (what = "rename", renameat(dirfd, tmp, dirfd, base) < 0) ||
+	    (what = "stat", fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)) {
+		res_fail(r, -errno, "target `%s`: %s: %s", a->target, what, strerror(errno));
+		unlinkat(dirfd, tmp, 0);
 		close(fd);
 		return -1;
 	}
@@ -420,7 +428,7 @@ static int bind_fn(void *arg, struct ns_result *r)
 	const char *base;
 	if (open_parent(a->target, true, &dirfd, &base, r) < 0)
 		return -1;
-	if (clear_target(dirfd, base, a->target, r) < 0)
+	if (clear_target(dirfd, base, a->target, false, r) < 0)
 		return -1;
 	int f = openat(dirfd, base, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0666);
 	if (f < 0) {

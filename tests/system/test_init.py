@@ -314,3 +314,36 @@ def test_pid1_mounts_and_reboot_in_pid_namespace(device, sig, killed_by):
     assert pvtest.stop(u, sig=0, timeout=20) == -killed_by, pvtest.read_log(u)
     log = pvtest.read_log(u)
     assert "stopping pv-engine" in log and [e for e in events(device) if e[1] == "term"]
+
+
+def test_appengine_engine_kill9_recovers(device):
+    """kill -9 of the real engine under pv-appengine: init respawns it and the container is
+    running again afterwards (re-adopted: same init pid; or restarted cleanly: new pid)."""
+    if not os.path.exists(pvtest.bin_path("pv-engine")):
+        pytest.skip("bin/pv-engine not built")
+    pvtxd = device.path("pvtx.d")
+    os.makedirs(pvtxd)
+    os.symlink(pvtest.build_export("c1", group="platform"), os.path.join(pvtxd, "c1.tgz"))
+    t0 = time.monotonic()
+    p = device.start_appengine(pvtxd=pvtxd)
+    assert pvtest.wait_until(lambda: pvtest.lxc_state(device.lxcpath, "c1") == "RUNNING", 40), \
+        pvtest.read_log(p)
+    print("appengine start -> c1 RUNNING: %.2f s" % (time.monotonic() - t0))
+    pid_of = lambda: pvtest.run(["lxc-info", "-P", device.lxcpath, "-n", "c1", "-p", "-H"],
+                                check=False).stdout.strip()
+    before = pid_of()
+    eng = [int(x) for x in pvtest.run(["pgrep", "-f", "^pv-engine --mode appengine --rundir %s"
+                                       % device.rundir], check=False).stdout.split()]
+    assert len(eng) == 1, eng
+    os.kill(eng[0], signal.SIGKILL)
+    assert pvtest.wait_until(lambda: pvtest.read_log(p).count("started pv-engine") >= 2, 5), \
+        pvtest.read_log(p)
+    time.sleep(2.0)
+    assert pvtest.wait_until(lambda: pvtest.lxc_state(device.lxcpath, "c1") == "RUNNING", 30), \
+        pvtest.read_log(p)
+    after = pid_of()
+    print("c1 init pid before %s after %s (%s)" % (before, after,
+                                                  "re-adopted" if before == after else "restarted"))
+    assert pvtest.stop(p, signal.SIGTERM, timeout=60) == 0, pvtest.read_log(p)
+    assert pvtest.wait_until(lambda: not device.leftovers()["mounts"], 10), device.leftovers()
+    device.assert_clean()

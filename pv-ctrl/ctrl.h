@@ -55,6 +55,8 @@ struct pv_ctrl_req {
 	/* a reply decided before the body was read (403, 400, 413 ...) */
 	struct pv_ctrl_reply early;
 	bool has_early;
+	bool early_pending; /* decided mid-body: answered once the body is drained */
+	size_t drained;
 	/* object upload */
 	int up_fd;
 	char up_tmp[4200];

@@ -1,5 +1,6 @@
 /* pv-ctrl/main.c: the pv-ctrl process: arguments and config, the Unix socket <rundir>/pv-ctrl,
  * libmicrohttpd on it, and the per-request flow (route, identity, role, body, handler, reply). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,11 +23,13 @@
 
 /* Bounds for hostile clients (issue 4 "bad input"): a slowloris connection is dropped after
  * CONN_TIMEOUT idle seconds, at most CONN_LIMIT connections are served (more are refused at
- * accept), and all headers of a request must fit in MEM_LIMIT bytes (MHD answers 431/413). */
-#define CONN_TIMEOUT_S	  10u
-#define CONN_LIMIT	  512u
+ * accept), and all headers of a request must fit in MEM_LIMIT bytes (MHD answers 431/413).
+ * The first two can be set with PV_CTRL_CONNECTION_TIMEOUT and PV_CTRL_CONNECTION_LIMIT. */
+#define CONN_TIMEOUT_S	  10
+#define CONN_LIMIT	  512
 #define MEM_LIMIT	  (64u * 1024u)
 #define ENGINE_TIMEOUT_MS 10000
+#define DRAIN_MAX	  (1024u * 1024u)
 
 extern char **environ;
 
@@ -190,7 +193,19 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		return first_call(ctrl, r, conn, url, method);
 	}
 	if (r->has_early) {
-		*upload_data_size = 0;
+		/* MHD cannot answer before the body is consumed: drain a bounded amount, then
+		 * answer; a client that keeps sending past that is cut off */
+		if (*upload_data_size) {
+			r->drained += *upload_data_size;
+			*upload_data_size = 0;
+			if (r->early_pending && r->drained > DRAIN_MAX)
+				return MHD_NO;
+			return MHD_YES;
+		}
+		if (r->early_pending) { /* the final call: the body is consumed */
+			r->early_pending = false;
+			return send_reply(conn, &r->early, 0);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -201,7 +216,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			*upload_data_size = 0;
 			pv_ctrl_reply_error(&r->early, 413, "request body over %zu bytes for %s",
 					    r->route->body_max, r->route->pattern);
-			return early(r, conn, 0);
+			r->has_early = true;
+			r->early_pending = true;
+			return MHD_YES;
 		}
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -230,6 +247,25 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
+}
+
+/* A pv-ctrl killed mid-upload (kill -9, power loss) leaves "<sha>.tmp.<pid>.<n>": remove the
+ * temps whose writer is gone, so a crash never leaves garbage that looks like an object. */
+static void sweep_uploads(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		const char *t = strstr(de->d_name, ".tmp.");
+		if (!t || t - de->d_name != 64)
+			continue;
+		int pid = atoi(t + 5);
+		if (pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno != ESRCH))
+			continue; /* a live writer (should not happen: init runs one pv-ctrl) */
+		unlinkat(dirfd(d), de->d_name, 0);
+	}
+	if (d)
+		closedir(d);
 }
 
 static int bind_socket(const char *path)
@@ -322,6 +358,12 @@ int main(int argc, char **argv)
 	snprintf(sock_default, sizeof(sock_default), "%s/engine.sock", rd ? dirname(rd) : ".");
 	free(rd);
 	const char *cfg_sock = pv_config_get(cfg, "PV_ENGINE_SOCKET");
+	int conn_timeout = pv_config_get_seconds(cfg, "PV_CTRL_CONNECTION_TIMEOUT", CONN_TIMEOUT_S);
+	int conn_limit = pv_config_get_int(cfg, "PV_CTRL_CONNECTION_LIMIT", CONN_LIMIT);
+	if (conn_timeout <= 0)
+		conn_timeout = CONN_TIMEOUT_S;
+	if (conn_limit <= 0)
+		conn_limit = CONN_LIMIT;
 	if (!engine_sock)
 		engine_sock = cfg_sock && cfg_sock[0] ? cfg_sock : sock_default;
 
@@ -335,7 +377,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pv-ctrl: engine socket %s: %s\n", engine_sock, strerror(errno));
 		return 1;
 	}
-	pv_config_free(cfg);
+	sweep_uploads(ctrl.objects_dir);
 
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/pv-ctrl", rundir);
@@ -357,8 +399,8 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-	    MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)conn_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
 	    &ctrl, MHD_OPTION_END);
 	if (!d) {
@@ -366,7 +408,8 @@ int main(int argc, char **argv)
 		unlink(path);
 		return 1;
 	}
-	fprintf(stderr, "pv-ctrl: serving %s (engine %s)\n", path, engine_sock);
+	fprintf(stderr, "pv-ctrl: serving %s (engine %s, timeout %ds, %d connections)\n", path,
+		engine_sock, conn_timeout, conn_limit);
 
 	int sig = 0;
 	sigwait(&set, &sig);
@@ -376,5 +419,6 @@ int main(int argc, char **argv)
 	free(ctrl.rundir);
 	free(ctrl.storage);
 	free(ctrl.objects_dir);
+	pv_config_free(cfg);
 	return 0;
 }

@@ -417,3 +417,51 @@ bool pv_container_adopt(struct pv_ctr *c)
 	lxc_container_put(lc);
 	return ok;
 }
+
+int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
+{
+	bool stop = !strcmp(action, "stop"), start = !strcmp(action, "start"),
+	     restart = !strcmp(action, "restart");
+	if (!stop && !start && !restart) {
+		*why = "action must be stop, start or restart";
+		return 400;
+	}
+	/* upstream: only restart_policy container can be controlled through the API */
+	if (c->spec->restart_policy != PV_RESTART_CONTAINER) {
+		*why = "container has restart_policy system";
+		return 403;
+	}
+	if (c->e->shutting_down || c->e->failing) {
+		*why = "engine is stopping";
+		return 409;
+	}
+	bool running = c->pid > 0 || c->helper_pid > 0;
+	pv_log(PV_LOG_INFO, "container", "%s: API %s (%s)", c->spec->name, action,
+	       pv_cstatus_str(c->status));
+	if (running && (stop || restart)) {
+		c->api_stop = stop;
+		c->api_restart = restart;
+		c->stop_requested = true;
+		if (c->pid > 0)
+			pv_container_stop(c);
+		/* a start in flight is stopped when its helper reports (stop_requested) */
+		return 0;
+	}
+	if (running) /* start of a running container */
+		return 0;
+	if (stop) {
+		uv_timer_stop(&c->timer);
+		if (c->status == PV_CS_RECOVERING)
+			pv_container_set_status(c, PV_CS_STOPPED);
+		c->user_stopped = true;
+		return 0;
+	}
+	/* start / restart of a stopped (or recovering, or blocked) container */
+	uv_timer_stop(&c->timer);
+	c->user_stopped = c->recovery_failed = false;
+	c->retries = 0;
+	if (c->status == PV_CS_STOPPED || c->status == PV_CS_RECOVERING)
+		pv_container_set_status(c, PV_CS_INSTALLED);
+	pv_engine_wake(c->e);
+	return 0;
+}

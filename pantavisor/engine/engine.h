@@ -44,6 +44,7 @@ struct pv_ctr {
 	uv_timer_t timer;    /* retry delay (RECOVERING) and stop grace (STOPPING) */
 	bool stop_requested; /* an engine- or API-initiated stop: exit is not a failure */
 	bool user_stopped, recovery_failed, adopted;
+	bool api_stop, api_restart; /* a container-action stop/restart is in progress */
 	int retries;
 	uint64_t start_ms; /* monotonic ms of the last start (group timeout, reset_window) */
 	char **mounts;	   /* mount points made for this container, unmounted in reverse */
@@ -118,6 +119,8 @@ bool pv_is_mountpoint(const char *path);
 int pv_container_start(struct pv_ctr *c, struct pv_error *err);
 void pv_container_stop(struct pv_ctr *c); /* lenient: shutdown now, kill after grace */
 bool pv_container_adopt(struct pv_ctr *c);
+/* PUT /containers/<name> {"action"}: 0, or an HTTP-like status with a message in *why. */
+int pv_container_action(struct pv_ctr *c, const char *action, const char **why);
 void pv_container_set_status(struct pv_ctr *c, enum pv_cstatus s);
 
 /* watch.c */

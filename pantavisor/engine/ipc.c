@@ -165,6 +165,23 @@ static char *do_signal(struct pv_engine *e, const struct pv_msg *m)
 	return pv_msg_reply(m->id, 200, NULL);
 }
 
+/* `container-action` {name, action}: stop / start / restart (restart_policy container only). */
+static char *do_action(struct pv_engine *e, const struct pv_msg *m)
+{
+	const char *name = NULL, *action = NULL, *why = NULL;
+	if (pv_msg_arg_str(m, "name", &name) < 0 || pv_msg_arg_str(m, "action", &action) < 0 ||
+	    !name || !action)
+		return pv_msg_reply_error(m->id, 400,
+					  "container-action: args.name and args.action needed");
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		if (strcmp(e->ctrs[i].spec->name, name) != 0)
+			continue;
+		int st = pv_container_action(&e->ctrs[i], action, &why);
+		return st ? pv_msg_reply_error(m->id, st, why) : pv_msg_reply(m->id, 200, NULL);
+	}
+	return pv_msg_reply_error(m->id, 404, "unknown container");
+}
+
 static void handle(struct ipc_client *cl, const char *payload, size_t len)
 {
 	struct pv_engine *e = cl->ipc->e;
@@ -197,6 +214,8 @@ static void handle(struct ipc_client *cl, const char *payload, size_t len)
 		char *b = groups_list(e);
 		client_send(cl, b ? pv_msg_reply(m.id, 200, b) : NULL);
 		free(b);
+	} else if (!strcmp(m.op, "container-action")) {
+		client_send(cl, do_action(e, &m));
 	} else if (!strcmp(m.op, "signal")) {
 		client_send(cl, do_signal(e, &m));
 	} else {

@@ -41,8 +41,22 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 	snprintf(conf, sizeof(conf), "%s/%s", e->confdir, name);
 	pv_remove_tree(conf);
 	pv_container_set_status(c, PV_CS_STOPPED);
-	if (c->stop_requested || e->shutting_down)
+	if (e->shutting_down)
 		return;
+	if (c->stop_requested) {
+		/* an API stop leaves it stopped (user_stopped); a restart starts it again afresh */
+		if (c->api_restart) {
+			c->api_restart = false;
+			c->retries = 0;
+			c->user_stopped = c->recovery_failed = false;
+			pv_container_set_status(c, PV_CS_INSTALLED);
+			pv_engine_wake(e);
+		} else if (c->api_stop) {
+			c->api_stop = false;
+			c->user_stopped = true;
+		}
+		return;
+	}
 
 	uint64_t ran_ms = pv_now_ms() - c->start_ms;
 	if (ar->reset_window > 0 && ran_ms > (uint64_t)ar->reset_window * 1000 && c->retries) {

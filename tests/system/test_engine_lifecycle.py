@@ -672,3 +672,38 @@ def test_pantavisor_binds_follow_the_role(env):
     # container=pv-<group> is requested with lxc.environment, but stock liblxc 5.0.2 sets
     # container=lxc after applying it (upstream ships a patched liblxc): not asserted here.
     assert stop_engine(env, p) == 0
+
+
+def test_container_action_stop_start_restart(env):
+    c = env.container("ac", group="app", restart_policy="container",
+                      auto_recovery={"policy": "always", "retry_delay": 0})
+    s = env.container("as", group="app", restart_policy="system",
+                      auto_recovery={"policy": "no"})
+    env.write_rev("0", c, s)
+    p = env.start()
+    assert wait_for(lambda: env.lxc(c[0])[0] == "RUNNING" and env.lxc(s[0])[0] == "RUNNING")
+    pid = env.lxc(c[0])[1]
+
+    def act(name, action):
+        return env.request("container-action", {"name": name, "action": action})["status"]
+
+    assert act(s[0], "stop") == 403  # restart_policy system is not the API's
+    assert act("nosuch", "stop") == 404
+    assert act(c[0], "explode") == 400
+    assert act(c[0], "stop") == 200
+    # a stop is not a crash: no auto-recovery, user_stopped set, the engine keeps running
+    assert wait_for(lambda: env.containers()[c[0]]["status"] == "STOPPED", 10)
+    time.sleep(0.5)
+    st = env.containers()[c[0]]
+    assert st["user_stopped"] is True and st["auto_recovery"]["current_retries"] == 0
+    assert env.lxc(c[0])[0] != "RUNNING" and p.poll() is None
+    assert act(c[0], "start") == 200
+    assert wait_for(lambda: env.containers()[c[0]]["status"] == "STARTED", 10)
+    pid2 = env.lxc(c[0])[1]
+    assert pid2 and pid2 != pid and env.containers()[c[0]]["user_stopped"] is False
+    assert act(c[0], "restart") == 200
+    assert wait_for(lambda: env.lxc(c[0])[1] not in (0, pid2) and
+                    env.containers()[c[0]]["status"] == "STARTED", 15), env.log()
+    assert env.lxc(s[0])[0] == "RUNNING"
+    assert stop_engine(env, p) == 0
+    assert env.mounts() == []

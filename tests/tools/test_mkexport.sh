@@ -58,4 +58,41 @@ grep -q broken.json "$work/err" || fail "error does not name the file: $(cat "$w
 [ ! -e "$work/c.tgz" ] || fail "left output behind on error"
 rm "$src/broken.json"
 if "$bin/pv-mkexport" ../x "$src" "$work/d.tgz" 2>/dev/null; then fail "accepted name ../x"; fi
+
+# pv-mkimage -> pv-mkexport: the image dir has what an export needs and run.json what was asked
+command -v mksquashfs >/dev/null && command -v unsquashfs >/dev/null || fail "squashfs-tools missing"
+printf '{"#spec":"service-manifest-xconnect@1","services":[]}' >"$work/svc.json"
+"$bin/pv-mkimage" --name img1 --out "$work/img" --bin /usr/bin/sha256sum --copy "$work/svc.json:/etc/x.json" \
+	--services "$work/svc.json" --group app --roles mgmt,nobody --restart-policy container \
+	--status-goal READY --run-json-extra '{"volumes":["data.squashfs"]}' --init 'echo hi; sleep 5' ||
+	fail "pv-mkimage failed"
+for f in root.squashfs lxc.container.conf run.json services.json; do
+	[ -f "$work/img/$f" ] || fail "pv-mkimage: no $f"
+done
+r=$work/img/run.json
+[ "$(jq -r '."#spec"' "$r")" = service-manifest-run@1 ] || fail "run.json #spec"
+[ "$(jq -c '[.name,.type,.config,."root-volume",.group,.roles,.restart_policy,.status_goal,.volumes]' "$r")" = \
+	'["img1","lxc","lxc.container.conf","root.squashfs","app",["mgmt","nobody"],"container","READY",["data.squashfs"]]' ] ||
+	fail "run.json fields: $(cat "$r")"
+[ "$(jq -r '.storage."lxc-overlay".persistence' "$r")" = boot ] || fail "run.json storage"
+c=$work/img/lxc.container.conf
+grep -qx 'lxc.init.cmd = /sbin/pv-init' "$c" || fail "lxc.init.cmd"
+grep -qx 'lxc.namespace.keep = net ipc user' "$c" || fail "namespace.keep"
+grep -q 'lxc.rootfs' "$c" && fail "conf must leave lxc.rootfs to the engine"
+unsquashfs -l "$work/img/root.squashfs" >"$work/ls" || fail "unsquashfs"
+for p in bin/sh bin/busybox etc/passwd etc/group sbin/pv-init usr/bin/sha256sum etc/x.json; do
+	grep -qx "squashfs-root/$p" "$work/ls" || fail "root.squashfs lacks /$p"
+done
+# the copied binary's libraries came along (the dynamic loader at least)
+loader=$(ldd /usr/bin/sha256sum | awk '/ld-linux/ { print $1 }')
+grep -qx "squashfs-root$loader" "$work/ls" || fail "root.squashfs lacks the loader $loader"
+grep -q 'echo hi; sleep 5' "$work/img/rootfs/sbin/pv-init" || fail "--init text not in pv-init"
+grep -q "^root:x:0:0:" "$work/img/rootfs/etc/passwd" && grep -q "^nobody:" "$work/img/rootfs/etc/passwd" ||
+	fail "passwd"
+"$bin/pv-mkexport" img1 "$work/img" "$work/img.tgz" || fail "export of the image"
+tar -xzOf "$work/img.tgz" json | jq -e '."img1/services.json".services == [] and (."img1/root.squashfs" | length) == 64' \
+	>/dev/null || fail "export of the image: json"
+if "$bin/pv-mkimage" --name x --out "$work/bad" --run-json-extra '[1]' 2>/dev/null; then
+	fail "accepted a non-object --run-json-extra"
+fi
 echo "ok test_mkexport"

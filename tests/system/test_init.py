@@ -347,3 +347,28 @@ def test_appengine_engine_kill9_recovers(device):
     assert pvtest.stop(p, signal.SIGTERM, timeout=60) == 0, pvtest.read_log(p)
     assert pvtest.wait_until(lambda: not device.leftovers()["mounts"], 10), device.leftovers()
     device.assert_clean()
+
+
+def test_config_rundir_mode_and_argv_words(device):
+    """PV_SYSTEM_RUNDIR / PV_SYSTEM_INIT_MODE come from the config file; options win over the
+    file and the argv word pv_embedded wins over both."""
+    setup_libexec(device, names=("pv-engine",))
+    cfg = device.path("pv.config")
+    rd = device.path("cfg-run", "pv")
+    with open(cfg, "w") as f:
+        f.write("# comment\nPV_SYSTEM_RUNDIR=%s\nPV_SYSTEM_INIT_MODE=appengine\nPV_OTHER=x\n" % rd)
+    env = device.env(PV_LIBEXEC_DIR=device.libexec, PVTEST_EVENTS=device.path("events"))
+    p = device.start([PANTAVISOR, "--config", cfg], env=env)
+    assert pvtest.wait_until(lambda: starts(device, "pv-engine"), 5), pvtest.read_log(p)
+    args = " ".join(starts(device, "pv-engine")[0][4:])
+    assert "--mode appengine --rundir %s " % rd in args and os.path.isdir(rd), args
+    assert pvtest.stop(p) == 0
+    p = device.start([PANTAVISOR, "--config", cfg, "--rundir", device.rundir, "pv_embedded"],
+                     env=env)
+    assert pvtest.wait_until(lambda: len(starts(device, "pv-engine")) == 2, 5), pvtest.read_log(p)
+    args = " ".join(starts(device, "pv-engine")[1][4:])
+    assert "--mode embedded --rundir %s " % device.rundir in args, args
+    assert pvtest.stop(p) == 0
+    r = pvtest.run([PANTAVISOR, "--mode", "bogus", "--rundir", device.rundir], check=False,
+                   env=env)
+    assert r.returncode == 2 and "unknown mode 'bogus'" in r.stderr

@@ -220,6 +220,15 @@ class CtrlEnv:
         s.close()
         return buf
 
+    def sanitizer_reports(self):
+        bad = []
+        for p in self.logs:
+            if os.path.basename(p).startswith("ctrl-"):
+                t = open(p, errors="replace").read()
+                if "Sanitizer" in t or "runtime error:" in t:
+                    bad.append(t[-4000:])
+        return bad
+
     def cleanup(self):
         for p in (self.ctrl, self.engine):
             if p and p.poll() is None:
@@ -229,6 +238,7 @@ class CtrlEnv:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        reports = self.sanitizer_reports()
         for n in self.names:
             subprocess.run(["lxc-stop", "-k", "-n", n, "-P", self.lxcpath], capture_output=True)
         with open("/proc/self/mountinfo") as f:
@@ -236,6 +246,8 @@ class CtrlEnv:
         for m in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+        # a pv-ctrl built with ASan/UBSan must have nothing to say
+        assert not reports, reports
 
 
 pytestmark = [

@@ -98,16 +98,18 @@ python pvrexport_write_manifests() {
         json.dump(run, f, indent=4, sort_keys=True)
         f.write('\n')
 
+    # The same LXC settings the local image builder (pv-mkimage) writes, so a container behaves
+    # the same however it was built. The engine sets lxc.rootfs.path and lxc.uts.name itself.
     entry = args.get('PV_ENTRYPOINT', d.getVar('PVREXPORT_ENTRYPOINT'))
     lines = [
-        'lxc.uts.name = %s' % name,
-        'lxc.rootfs.path = overlayfs:/volumes/%s/root.squashfs:/volumes/%s/lxc-overlay/upper' % (name, name),
         'lxc.init.cmd = %s' % entry,
-        'lxc.namespace.keep = user net ipc',
-        'lxc.mount.auto = proc sys:rw cgroup',
-        'lxc.mount.entry = tmpfs run tmpfs rw,nodev,relatime,mode=755 0 0',
-        'lxc.mount.entry = /etc/resolv.conf etc/resolv.conf none bind,ro,optional,create=file 0 0',
-        'lxc.console.path = none',
+        'lxc.mount.auto = proc sys:mixed cgroup:mixed',
+        'lxc.mount.entry = tmpfs run tmpfs rw,nodev,nosuid,create=dir 0 0',
+        'lxc.mount.entry = tmpfs tmp tmpfs rw,nodev,nosuid,create=dir 0 0',
+        'lxc.tty.max = 0',
+        'lxc.pty.max = 16',
+        'lxc.signal.halt = SIGTERM',
+        'lxc.namespace.keep = net ipc user',
     ]
     extra = (d.getVar('PVREXPORT_LXC_EXTRA') or '').strip()
     if extra:

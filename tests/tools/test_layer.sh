@@ -303,19 +303,74 @@ else
 		--set IMGDEPLOYDIR="$tmp/deploy4" --set IMAGE_NAME="$xname-test" \
 		--set libdir=/usr/lib --set bindir=/usr/bin --set sysconfdir=/etc \
 		--set PANTAVISOR_FEATURES= \
-		--run pv_example_apply_image_conf --run pv_example_entrypoint \
+		--run pv_example_apply_image_conf \
 		--run pvrexport_write_manifests --run IMAGE_CMD:pvrexport >"$tmp/class4.log" 2>&1 &&
 		/usr/bin/python3 "$src/scripts/layercheck/verify_pvrexport.py" \
 			"$tmp/deploy4/$xname.pvrexport.tgz" "$xname" --expect-key "$xname/services.json" \
-			--expect-entry /usr/bin/pv-example-dbus-server-start >"$tmp/verify4.log" 2>&1 &&
+			--expect-entry /sbin/pv-init >"$tmp/verify4.log" 2>&1 &&
+		grep -q '^( /usr/bin/pv-example-dbus-server-start ) &$' "$xroot/sbin/pv-init" &&
 		[ -f "$xroot/etc/dbus-1/pv-example-system.conf" ] &&
 		[ -x "$xroot/usr/bin/pv-example-dbus-server-start" ] &&
 		[ "$(readlink "$xroot/usr/bin/$xname")" = "/usr/lib/pantavisor/examples/$xname/$xname" ]
 	then
-		ok "example recipe: image.conf FILES/BINS in the rootfs, INIT is lxc.init.cmd"
+		ok "example recipe: image.conf FILES/BINS in the rootfs, INIT under /sbin/pv-init"
 	else
 		sed 's/^/     /' "$tmp/class4.log" "$tmp/verify4.log" 2>/dev/null || true
 		bad "example recipe $xname: image.conf not applied or pvrexport wrong"
+	fi
+
+	# ---- 3b. the Yocto recipe and the local image builder make the same container ----
+	yname="pv-example-unix-client"
+	yroot="$tmp/yrootfs"
+	mkdir -p "$yroot/usr/lib/pantavisor/examples" "$tmp/fakebin"
+	cp -a "$src/examples/$yname" "$yroot/usr/lib/pantavisor/examples/"
+	printf '#!/bin/sh\n' >"$yroot/usr/lib/pantavisor/examples/$yname/$yname"
+	chmod 0755 "$yroot/usr/lib/pantavisor/examples/$yname/$yname"
+	cp "$yroot/usr/lib/pantavisor/examples/$yname/$yname" "$tmp/fakebin/$yname"
+	init=$(sh -c '. "$1"; printf %s "$INIT"' sh "$src/examples/$yname/image.conf")
+	if ! SOURCE_DATE_EPOCH=0 PATH="$bin:$PATH" /usr/bin/python3 "$src/scripts/layercheck/runclass.py" \
+		--class "$src/recipes/classes/image-pvrexport.bbclass" \
+		--class "$src/recipes/classes/container-pvrexport.bbclass" \
+		--class "$src/$ex/pv-example-container.inc" --class "$src/$ex/$yname.bb" \
+		--set PN=$yname --set WORKDIR="$tmp/work5" --set IMAGE_ROOTFS="$yroot" \
+		--set IMGDEPLOYDIR="$tmp/deploy5" --set IMAGE_NAME="$yname-test" \
+		--set libdir=/usr/lib --set bindir=/usr/bin --set PANTAVISOR_FEATURES= \
+		--run pv_example_apply_image_conf --run pvrexport_write_manifests \
+		--run IMAGE_CMD:pvrexport >"$tmp/class5.log" 2>&1; then
+		sed 's/^/     /' "$tmp/class5.log"
+		bad "example recipe $yname failed"
+	elif [ ! -x "$bin/pv-mkimage" ]; then
+		bad "pv-mkimage is not in $bin; cannot compare with the local image builder"
+	elif ! PV_BUSYBOX=${PV_BUSYBOX:-/bin/busybox} "$bin/pv-mkimage" --name "$yname" --out "$tmp/mk" \
+		--init "$init" --bin "$tmp/fakebin/$yname" \
+		--run-json-extra "$(cat "$src/examples/$yname/run.json")" >"$tmp/mk.log" 2>&1 ||
+		! PATH="$bin:$PATH" pv-mkexport "$yname" "$tmp/mk" "$tmp/mk.pvrexport.tgz" >>"$tmp/mk.log" 2>&1; then
+		sed 's/^/     /' "$tmp/mk.log"
+		bad "pv-mkimage/pv-mkexport of $yname failed"
+	else
+		yout="$tmp/deploy5/$yname.pvrexport.tgz"
+		key="$yname/run.json"
+		tar -xzOf "$yout" json | jq -S --arg k "$key" '.[$k]' >"$tmp/run.yocto"
+		tar -xzOf "$tmp/mk.pvrexport.tgz" json | jq -S --arg k "$key" '.[$k]' >"$tmp/run.local"
+		grep -v '^lxc.apparmor' "$tmp/mk/lxc.container.conf" >"$tmp/lxc.local"
+		tar -xzOf "$yout" json | jq -r --arg k "$yname/lxc.container.conf" '.[$k]' >"$tmp/lxc.sha"
+		tar -xzOf "$yout" "objects/$(cat "$tmp/lxc.sha")" >"$tmp/lxc.yocto"
+		if ! /usr/bin/python3 "$src/scripts/layercheck/verify_pvrexport.py" "$yout" "$yname" \
+			--layout-of "$tmp/mk.pvrexport.tgz" >"$tmp/layout.log" 2>&1; then
+			sed 's/^/     /' "$tmp/layout.log"
+			bad "Yocto and local pvrexports of $yname differ in layout"
+		elif ! diff -u "$tmp/run.local" "$tmp/run.yocto" >"$tmp/run.diff"; then
+			sed 's/^/     /' "$tmp/run.diff"
+			bad "Yocto and local run.json of $yname differ"
+		elif ! diff -u "$tmp/lxc.local" "$tmp/lxc.yocto" >"$tmp/lxc.diff"; then
+			sed 's/^/     /' "$tmp/lxc.diff"
+			bad "Yocto and local lxc.container.conf of $yname differ"
+		elif ! cmp -s "$tmp/mk/rootfs/sbin/pv-init" "$yroot/sbin/pv-init"; then
+			diff -u "$tmp/mk/rootfs/sbin/pv-init" "$yroot/sbin/pv-init" | sed 's/^/     /'
+			bad "Yocto and local /sbin/pv-init of $yname differ"
+		else
+			ok "$yname: Yocto recipe = local image builder (layout, run.json, lxc.container.conf, pv-init)"
+		fi
 	fi
 fi
 

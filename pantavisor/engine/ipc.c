@@ -294,15 +294,22 @@ int pv_ipc_start(struct pv_engine *e, struct pv_error *err)
 	uv_pipe_init(e->loop, &ipc->server, 0);
 	ipc->server.data = ipc;
 	/* a socket left by a killed engine is stale: this engine is the only server */
-	unlink(e->socket_path);
+	/* Bound and listening under a temporary name, then renamed into place: a client that sees
+	 * the path can always connect (a stale socket of a killed engine is replaced at once). */
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", e->socket_path, (int)getpid());
+	unlink(tmp);
 	mode_t old = umask(0077);
-	int r = uv_pipe_bind(&ipc->server, e->socket_path);
+	int r = uv_pipe_bind(&ipc->server, tmp);
 	umask(old);
 	if (r == 0) {
-		chmod(e->socket_path, 0600);
+		chmod(tmp, 0600);
 		r = uv_listen((uv_stream_t *)&ipc->server, 64, connection_cb);
 	}
+	if (r == 0 && rename(tmp, e->socket_path) < 0)
+		r = -errno;
 	if (r < 0) {
+		unlink(tmp);
 		e->ipc = NULL;
 		uv_close((uv_handle_t *)&ipc->server, server_close_cb); /* frees ipc */
 		return pv_error_set(err, r, "engine socket %s: %s", e->socket_path, uv_strerror(r));

@@ -71,6 +71,7 @@ void pv_ctrl_reply_error(struct pv_ctrl_reply *r, int status, const char *fmt, .
 void pv_ctrl_reply_clear(struct pv_ctrl_reply *r);
 
 /* ---- engine client (engine.c) ---- */
+#define PV_CTRL_ENGINE_CHANNELS 4 /* connections to the engine, one request in flight each */
 struct pv_ctrl_engine *pv_ctrl_engine_new(const char *path, int timeout_ms);
 void pv_ctrl_engine_free(struct pv_ctrl_engine *e);
 /* One request/reply round trip; the engine's status/body become the HTTP reply. Engine

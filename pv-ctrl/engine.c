@@ -1,5 +1,6 @@
 /* pv-ctrl/engine.c: the client side of the engine's private socket: framed requests with ids,
- * one connection shared by the HTTP threads, reconnect after an engine restart, timeouts → 503. */
+ * a few connections shared by the HTTP threads, reconnect after an engine restart, timeouts → 503.
+ */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,37 +17,46 @@
 
 #include "ctrl.h"
 
-struct pv_ctrl_engine {
+/* One connection with one request in flight: the matching stays trivial, and a slow HTTP client
+ * never holds the engine (bodies are complete before we send). Several channels let the HTTP
+ * threads overlap their round trips. */
+struct chan {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd;
 	int timeout_ms;
-	uint64_t next_id;
 	struct pv_proto_decoder dec;
-	/* the engine answers in order and fast; one request in flight keeps the matching trivial
-	 * and never lets a slow HTTP client hold the engine (bodies are complete before we send) */
 	pthread_mutex_t mu;
+};
+
+struct pv_ctrl_engine {
+	struct chan ch[PV_CTRL_ENGINE_CHANNELS];
+	uint64_t next_id; /* atomic */
+	unsigned rr;	  /* atomic: where the next caller starts looking for a free channel */
 };
 
 struct pv_ctrl_engine *pv_ctrl_engine_new(const char *path, int timeout_ms)
 {
-	struct pv_ctrl_engine *e = calloc(1, sizeof(*e));
-	if (!e)
+	struct pv_ctrl_engine *eng = calloc(1, sizeof(*eng));
+	if (!eng)
 		return NULL;
-	if (strlen(path) >= sizeof(e->path)) {
-		free(e);
+	if (strlen(path) >= sizeof(eng->ch[0].path)) {
+		free(eng);
 		errno = ENAMETOOLONG;
 		return NULL;
 	}
-	strcpy(e->path, path);
-	e->fd = -1;
-	e->timeout_ms = timeout_ms;
-	e->next_id = 1;
-	pv_proto_decoder_init(&e->dec, PV_PROTO_MAX_DEFAULT);
-	pthread_mutex_init(&e->mu, NULL);
-	return e;
+	for (int i = 0; i < PV_CTRL_ENGINE_CHANNELS; i++) {
+		struct chan *e = &eng->ch[i];
+		strcpy(e->path, path);
+		e->fd = -1;
+		e->timeout_ms = timeout_ms;
+		pv_proto_decoder_init(&e->dec, PV_PROTO_MAX_DEFAULT);
+		pthread_mutex_init(&e->mu, NULL);
+	}
+	eng->next_id = 1;
+	return eng;
 }
 
-static void disconnect(struct pv_ctrl_engine *e)
+static void disconnect(struct chan *e)
 {
 	if (e->fd >= 0)
 		close(e->fd);
@@ -55,17 +65,19 @@ static void disconnect(struct pv_ctrl_engine *e)
 	pv_proto_decoder_init(&e->dec, PV_PROTO_MAX_DEFAULT);
 }
 
-void pv_ctrl_engine_free(struct pv_ctrl_engine *e)
+void pv_ctrl_engine_free(struct pv_ctrl_engine *eng)
 {
-	if (!e)
+	if (!eng)
 		return;
-	disconnect(e);
-	pv_proto_decoder_free(&e->dec);
-	pthread_mutex_destroy(&e->mu);
-	free(e);
+	for (int i = 0; i < PV_CTRL_ENGINE_CHANNELS; i++) {
+		disconnect(&eng->ch[i]);
+		pv_proto_decoder_free(&eng->ch[i].dec);
+		pthread_mutex_destroy(&eng->ch[i].mu);
+	}
+	free(eng);
 }
 
-static int connect_engine(struct pv_ctrl_engine *e)
+static int connect_engine(struct chan *e)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -102,7 +114,7 @@ static int wait_fd(int fd, short ev, long long deadline)
 	return 0;
 }
 
-static int send_all(struct pv_ctrl_engine *e, const char *buf, size_t len, long long deadline)
+static int send_all(struct chan *e, const char *buf, size_t len, long long deadline)
 {
 	size_t off = 0;
 	while (off < len) {
@@ -125,8 +137,8 @@ static int send_all(struct pv_ctrl_engine *e, const char *buf, size_t len, long 
 }
 
 /* Reads until the reply with this id is complete; other messages (pushed events) are dropped. */
-static int recv_reply(struct pv_ctrl_engine *e, uint64_t id, long long deadline, char **payload,
-		      size_t *plen)
+static int recv_reply(struct chan *e, uint64_t id, long long deadline, struct pv_msg *out,
+		      struct pv_error *err)
 {
 	char buf[16384];
 	for (;;) {
@@ -136,19 +148,16 @@ static int recv_reply(struct pv_ctrl_engine *e, uint64_t id, long long deadline,
 		if (r < 0)
 			return -EPROTO;
 		if (r > 0) {
-			struct pv_msg m;
-			memset(&m, 0, sizeof(m));
-			/* peek at the id: cheap enough, and a reply to an older request that timed
-			 * out must not be taken for this one */
-			if (pv_msg_parse(p, n, &m, NULL) == 0 && m.kind == PV_MSG_REPLY &&
-			    m.id == id) {
-				pv_msg_free(&m);
-				*payload = p;
-				*plen = n;
-				return 0;
-			}
-			pv_msg_free(&m);
+			/* a reply to an older request that timed out, or a pushed event, must not
+			 * be taken for this one */
+			memset(out, 0, sizeof(*out));
+			pv_error_clear(err);
+			int pr = pv_msg_parse(p, n, out, err);
 			free(p);
+			if ((pr == 0 && out->kind == PV_MSG_REPLY && out->id == id) ||
+			    (pr < 0 && out->id == id))
+				return pr < 0 ? 1 : 0; /* 1: this reply, but malformed */
+			pv_msg_free(out);
 			continue;
 		}
 		ssize_t got = recv(e->fd, buf, sizeof(buf), 0);
@@ -196,11 +205,25 @@ static void reply_msg(struct pv_ctrl_reply *out, struct pv_msg *m)
 				     : NULL;
 }
 
-void pv_ctrl_engine_relay(struct pv_ctrl_engine *e, const char *op, const char *args_json,
+/* A free channel if there is one, else wait for one (round robin). Returned locked. */
+static struct chan *take(struct pv_ctrl_engine *eng)
+{
+	unsigned start = __atomic_fetch_add(&eng->rr, 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < PV_CTRL_ENGINE_CHANNELS; i++) {
+		struct chan *c = &eng->ch[(start + i) % PV_CTRL_ENGINE_CHANNELS];
+		if (pthread_mutex_trylock(&c->mu) == 0)
+			return c;
+	}
+	struct chan *c = &eng->ch[start % PV_CTRL_ENGINE_CHANNELS];
+	pthread_mutex_lock(&c->mu);
+	return c;
+}
+
+void pv_ctrl_engine_relay(struct pv_ctrl_engine *eng, const char *op, const char *args_json,
 			  struct pv_ctrl_reply *out)
 {
-	pthread_mutex_lock(&e->mu);
-	uint64_t id = e->next_id++;
+	struct chan *e = take(eng);
+	uint64_t id = __atomic_fetch_add(&eng->next_id, 1, __ATOMIC_RELAXED);
 	char *req = pv_msg_request(op, id, args_json), *frame = NULL;
 	size_t flen = 0;
 	if (!req || pv_proto_frame(req, strlen(req), PV_PROTO_MAX_DEFAULT, &frame, &flen) < 0) {
@@ -212,8 +235,9 @@ void pv_ctrl_engine_relay(struct pv_ctrl_engine *e, const char *op, const char *
 	free(req);
 	long long deadline = now_ms() + e->timeout_ms;
 	int r = -ENOTCONN;
-	char *payload = NULL;
-	size_t plen = 0;
+	struct pv_msg m;
+	struct pv_error err = PV_ERROR_INIT;
+	memset(&m, 0, sizeof(m));
 	/* a request never reached a restarted engine when the send fails: retry it once on a new
 	 * connection; after the send we cannot know, so no retry (a command must not run twice) */
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -224,7 +248,7 @@ void pv_ctrl_engine_relay(struct pv_ctrl_engine *e, const char *op, const char *
 			disconnect(e);
 			continue;
 		}
-		r = recv_reply(e, id, deadline, &payload, &plen);
+		r = recv_reply(e, id, deadline, &m, &err);
 		if (r < 0)
 			disconnect(e);
 		break;
@@ -236,19 +260,13 @@ void pv_ctrl_engine_relay(struct pv_ctrl_engine *e, const char *op, const char *
 		pv_ctrl_reply_error(out, 503, "engine %s: %s", op,
 				    r == -ETIMEDOUT ? "no answer in time" : "not reachable");
 		out->retry_after = r == -ETIMEDOUT ? 5 : 2;
-		return;
-	}
-	struct pv_msg m;
-	struct pv_error err = PV_ERROR_INIT;
-	memset(&m, 0, sizeof(m));
-	if (pv_msg_parse(payload, plen, &m, &err) < 0) {
+	} else if (r == 1) {
 		pv_ctrl_reply_error(out, 500, "engine reply to %s: %s", op, pv_error_msg(&err));
 	} else {
 		reply_msg(out, &m);
 	}
 	pv_error_clear(&err);
 	pv_msg_free(&m);
-	free(payload);
 }
 
 void pv_ctrl_reply_error(struct pv_ctrl_reply *r, int status, const char *fmt, ...)

@@ -29,9 +29,19 @@
 #define CONN_LIMIT	  512
 #define MEM_LIMIT	  (64u * 1024u)
 #define ENGINE_TIMEOUT_MS 10000
-#define DRAIN_MAX	  (1024u * 1024u)
+/* HTTP threads block while their request is with the engine: a few of them keep the engine's
+ * round trips overlapping (the engine client has as many channels) */
+#define HTTP_THREADS PV_CTRL_ENGINE_CHANNELS
+#define DRAIN_MAX    (1024u * 1024u)
 
 extern char **environ;
+
+/* Per-connection state: the caller's identity, learnt once. */
+struct conn_ctx {
+	bool identified;
+	int ir;
+	struct pv_ctrl_caller caller;
+};
 
 static void usage(FILE *f)
 {
@@ -130,14 +140,32 @@ static enum MHD_Result first_call(struct pv_ctrl *ctrl, struct pv_ctrl_req *r,
 		pv_ctrl_reply_error(&r->early, st, "%s", msg);
 		return early(r, conn, 0);
 	}
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	int ir = ci ? pv_ctrl_caller_identify(ctrl, ci->connect_fd, &r->caller) : -EBADF;
+	/* the peer of a connection never changes: identify it once, on its first request */
+	const union MHD_ConnectionInfo *sc =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_ctx *cc = sc ? sc->socket_context : NULL;
+	int ir;
+	if (cc && cc->identified) {
+		ir = cc->ir;
+		r->caller = cc->caller;
+	} else {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ir = ci ? pv_ctrl_caller_identify(ctrl, ci->connect_fd, &r->caller) : -EBADF;
+		if (cc) {
+			cc->identified = true;
+			cc->ir = ir;
+			cc->caller = r->caller;
+		}
+	}
+	bool allowed_role = ir >= 0 && pv_ctrl_caller_allowed(ctrl, &r->caller, r->route->role);
+	if (cc)
+		cc->caller = r->caller; /* keeps the roles learnt from the engine */
 	if (ir < 0 && r->route->role != PV_CTRL_ROLE_ANY) {
 		pv_ctrl_reply_error(&r->early, 403, "caller identity unknown: %s", strerror(-ir));
 		return early(r, conn, 0);
 	}
-	if (!pv_ctrl_caller_allowed(ctrl, &r->caller, r->route->role)) {
+	if (!allowed_role && r->route->role != PV_CTRL_ROLE_ANY) {
 		pv_ctrl_reply_error(&r->early, 403,
 				    "%s %s needs role mgmt; caller %s%s does not have it", method,
 				    r->route->pattern, r->caller.container[0] ? "container " : "",
@@ -233,6 +261,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	pv_ctrl_reply_clear(&rep);
 	r->has_early = true; /* answered: ignore any further call */
 	return res;
+}
+
+static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context =
+		    calloc(1, sizeof(struct conn_ctx)); /* NULL: identify per request */
+	} else {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -398,11 +438,12 @@ int main(int argc, char **argv)
 
 	struct MHD_Daemon *d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)conn_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
-	    &ctrl, MHD_OPTION_END);
+	    access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_CONNECTION, connection_cb,
+	    NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, &ctrl, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "pv-ctrl: cannot start the HTTP server on %s\n", path);
 		unlink(path);

@@ -42,16 +42,24 @@ log("pv-engine start %d %f %s" % (os.getpid(), time.time(), " ".join(sys.argv[1:
 signal.signal(signal.SIGTERM, lambda *a: (log("pv-engine term %f" % time.time()), sys.exit(0)))
 s = socket.socket(fileno=3)
 REQ = struct.Struct("<I32s"); REP = struct.Struct("<iI" + "32siI" * 8)
-def ask(op, name=""):
+def ask(op, name="", quiet=False):
     s.send(REQ.pack(op, name.encode()))
     r = REP.unpack(s.recv(REP.size))
-    log("reply %d %d %s" % (op, r[0], " ".join("%s:%d:%d" % (r[2 + 3*i].rstrip(b"\0").decode(), r[3 + 3*i], r[4 + 3*i]) for i in range(r[1]))))
+    d = {r[2 + 3*i].rstrip(b"\0").decode(): (r[3 + 3*i], r[4 + 3*i]) for i in range(r[1])}
+    if not quiet:
+        log("reply %d %d %s" % (op, r[0], " ".join("%s:%d:%d" % (k, v[0], v[1]) for k, v in d.items())))
+    return d
 for line in os.environ.get("INITCTL_SCRIPT", "").split(";"):
     if not line.strip():
         continue
     w = line.split()
     if w[0] == "sleep":
         time.sleep(float(w[1])); continue
+    if w[0] == "gone":  # LIST until the daemon's pid is 0 (10 s at most), log the last reply
+        end = time.time() + 10
+        while ask(5, quiet=True)[w[1]][0] and time.time() < end:
+            time.sleep(0.05)
+        ask(5); continue
     ask(int(w[0]), w[1] if len(w) > 1 else "")
 while True:
     time.sleep(0.05)
@@ -191,12 +199,12 @@ def test_engine_exit_status_reboot_poweroff(device, status, code):
 
 def test_initctl_daemons_and_reboot(device):
     setup_libexec(device, engine_py=True)
-    script = "sleep 0.5; 5; 4 pv-ctrl; sleep 1; 5; 3 pv-ctrl; sleep 0.5; 5; 4 nosuch; 4 pv-engine; 1"
+    script = "sleep 0.5; 5; 4 pv-ctrl; gone pv-ctrl; sleep 0.5; 5; 3 pv-ctrl; 5; 4 nosuch; 4 pv-engine; 1"
     p = start_init(device, INITCTL_SCRIPT=script)
     assert pvtest.stop(p, sig=0, timeout=20) == 0, pvtest.read_log(p)
     replies = [e for e in events(device) if e[0] == "reply"]
-    assert [r[1:3] for r in replies[:7]] == [["5", "0"], ["4", "0"], ["5", "0"], ["3", "0"], ["5", "0"],
-                                         ["4", str(-2)], ["4", str(-1)]], replies[:7]
+    assert [r[1:3] for r in replies[:8]] == [["5", "0"], ["4", "0"], ["5", "0"], ["5", "0"], ["3", "0"], ["5", "0"],
+                                         ["4", str(-2)], ["4", str(-1)]], replies[:8]
     # the REBOOT reply races with the SIGTERM of the ordered shutdown that follows it: init's
     # exit status 0 (reboot) and the engine's "term" event prove the request was honoured
     assert [e for e in events(device) if e[:2] == ["pv-engine", "term"]]
@@ -204,8 +212,11 @@ def test_initctl_daemons_and_reboot(device):
     assert set(first) == {"pv-engine", "pv-ctrl", "pv-xconnect"}
     assert first["pv-ctrl"].endswith(":1") and not first["pv-ctrl"].startswith("0:")
     after_stop = dict(x.split(":", 1) for x in replies[2][3:])
-    assert after_stop["pv-ctrl"] == "0:0", after_stop  # stopped and not respawned
-    after_start = dict(x.split(":", 1) for x in replies[4][3:])
+    assert after_stop["pv-ctrl"] == "0:0", after_stop  # stopped
+    still = dict(x.split(":", 1) for x in replies[3][3:])
+    assert still["pv-ctrl"] == "0:0", still  # and not respawned 0.5 s later
+    # START replies once the daemon is spawned: the LIST right after shows its pid
+    after_start = dict(x.split(":", 1) for x in replies[5][3:])
     assert after_start["pv-ctrl"].endswith(":1") and not after_start["pv-ctrl"].startswith("0:")
     assert len(starts(device, "pv-ctrl")) == 2
 

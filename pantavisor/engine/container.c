@@ -305,6 +305,9 @@ static void start_done_cb(uv_poll_t *p, int status, int events)
 	}
 	pv_log(PV_LOG_INFO, "container", "%s: started, init pid %d", c->spec->name, c->pid);
 	pv_container_set_status(c, PV_CS_STARTED);
+	if (c->ready_pending && c->spec->status_goal == PV_GOAL_READY)
+		pv_container_set_status(c, PV_CS_READY);
+	c->ready_pending = false;
 	if (e->shutting_down || c->stop_requested)
 		pv_container_stop(c);
 	pv_engine_wake(e);
@@ -339,6 +342,7 @@ int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 		return pv_error_set(err, -ENOMEM, "container %s: cannot watch start helper", name);
 	}
 	c->stop_requested = false;
+	c->ready_pending = false;
 	c->start_ms = pv_now_ms();
 	pv_container_set_status(c, PV_CS_STARTING);
 	pid_t h = fork();

@@ -45,6 +45,7 @@ struct pv_ctr {
 	bool stop_requested; /* an engine- or API-initiated stop: exit is not a failure */
 	bool user_stopped, recovery_failed, adopted;
 	bool api_stop, api_restart; /* a container-action stop/restart is in progress */
+	bool ready_pending;	    /* `ready` arrived while STARTING: applied once STARTED */
 	int retries;
 	uint64_t start_ms; /* monotonic ms of the last start (group timeout, reset_window) */
 	char **mounts;	   /* mount points made for this container, unmounted in reverse */

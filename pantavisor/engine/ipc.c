@@ -158,7 +158,10 @@ static char *do_signal(struct pv_engine *e, const struct pv_msg *m)
 		return pv_msg_reply_error(m->id, 400, "signal type not supported");
 	if (c->spec->status_goal != PV_GOAL_READY)
 		return pv_msg_reply_error(m->id, 400, "container status goal is not READY");
-	if (c->status == PV_CS_STARTED) {
+	if (c->status == PV_CS_STARTING) {
+		/* the init can signal before the start helper has reported back */
+		c->ready_pending = true;
+	} else if (c->status == PV_CS_STARTED) {
 		pv_container_set_status(c, PV_CS_READY);
 		pv_engine_wake(e);
 	}

@@ -244,6 +244,8 @@ def test_boot_in_group_order_then_sigterm_leaves_nothing(env):
     p = env.start()
     for n in (a[0], b[0]):
         assert wait_for(lambda n=n: env.lxc(n)[0] == "RUNNING"), (n, env.log())
+        # lxc says RUNNING a moment before the start helper reports to the engine
+        assert wait_for(lambda n=n: env.containers()[n]["status"] == "STARTED", 5)
     lst = env.containers()
     assert lst[a[0]]["status"] == "STARTED" and lst[a[0]]["group"] == "platform"
     assert lst[b[0]]["status"] == "STARTED" and lst[b[0]]["pid"] == env.lxc(b[0])[1]
@@ -406,7 +408,7 @@ def test_ready_goal_blocks_next_group_until_signalled(env):
     assert bad["status"] == 400  # its goal is STARTED, not READY
     ok = env.request("signal", {"container": r[0], "type": "ready"})
     assert ok["status"] == 200, ok
-    assert env.containers()[r[0]]["status"] == "READY"
+    assert wait_for(lambda: env.containers()[r[0]]["status"] == "READY", 5)
     assert wait_for(lambda: env.lxc(s[0])[0] == "RUNNING", 10), env.log()
     assert env.request("no-such-op")["status"] in (400, 404)
     assert env.request("objects-list")["status"] == 404  # known op, not the engine's
@@ -423,8 +425,8 @@ def test_graph_pushed_on_subscribe_and_on_every_pid_change(env):
                          auto_recovery={"policy": "always", "retry_delay": 1})
     env.write_rev("0", prov, cons)
     p = env.start()
-    assert wait_for(lambda: env.lxc(cons[0])[0] == "RUNNING" and env.lxc(prov[0])[0] == "RUNNING")
-    time.sleep(0.5)
+    assert wait_for(lambda: all(env.containers()[n]["status"] == "STARTED"
+                                for n in (cons[0], prov[0])), 20), env.log()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(env.sock)

@@ -1,5 +1,5 @@
 # Image type "pv-docker": the OCI image that meta-virtualization's image-oci makes, converted
-# by skopeo into a docker archive (docker load -i <image>.pv-docker.tar).
+# by skopeo into a docker archive (docker load -i <image>.pv-docker).
 
 inherit image-oci
 
@@ -9,18 +9,27 @@ PV_DOCKER_REPO ??= "${IMAGE_BASENAME}"
 
 do_image_pv_docker[depends] += "skopeo-native:do_populate_sysroot"
 
+# Output ${IMAGE_NAME}.pv-docker (a docker-archive tar) so that image.bbclass links it as
+# ${IMAGE_LINK_NAME}.pv-docker.
 IMAGE_CMD:pv-docker () {
-	oci="${IMGDEPLOYDIR}/${IMAGE_NAME}${IMAGE_NAME_SUFFIX}-oci"
-	out="${IMGDEPLOYDIR}/${IMAGE_NAME}${IMAGE_NAME_SUFFIX}.pv-docker.tar"
+	out="${IMGDEPLOYDIR}/${IMAGE_NAME}.pv-docker"
 	work="${WORKDIR}/pv-docker"
 	rm -rf "$work"
 	mkdir -p "$work"
-	# image-oci may leave only a tarball of the layout directory
-	if [ ! -d "$oci" ]; then
-		tarball=$(ls "$oci"*.tar | head -n 1)
-		tar -C "$work" -xf "$tarball"
-		oci=$(ls -d "$work"/*-oci | head -n 1)
+	# image-oci leaves an OCI layout directory and/or a tarball of it next to the image
+	oci=""
+	for c in "${IMGDEPLOYDIR}/${IMAGE_NAME}"*-oci; do
+		[ -d "$c" ] && oci="$c"
+	done
+	if [ -z "$oci" ]; then
+		for t in "${IMGDEPLOYDIR}/${IMAGE_NAME}"*-oci*.tar; do
+			[ -f "$t" ] && tar -C "$work" -xf "$t"
+		done
+		for c in "$work"/*-oci; do
+			[ -d "$c" ] && oci="$c"
+		done
 	fi
+	[ -n "$oci" ] || bbfatal "pv-docker: no OCI image of ${IMAGE_NAME} in ${IMGDEPLOYDIR}"
 	rm -f "$out"
 	skopeo copy "oci:$oci:${OCI_IMAGE_TAG}" "docker-archive:$out:${PV_DOCKER_REPO}:${OCI_IMAGE_TAG}"
 }

@@ -1,6 +1,6 @@
 SUMMARY = "Pantavisor appengine: pantavisor as a docker container on a Linux host"
 DESCRIPTION = "pantavisor, pv-appengine, pv-ctrl, pv-xconnect, pvtx and liblxc on a minimal \
-rootfs, as a container rootfs tarball, an OCI image and a docker archive ('docker load -i'). \
+rootfs, as a container rootfs tarball, an OCI image and a docker archive (.pv-docker). \
 Containers dropped in /usr/lib/pantavisor/pvtx.d are deployed as revision 0 on first start."
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"

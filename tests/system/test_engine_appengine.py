@@ -11,6 +11,7 @@ import pytest
 from test_engine_lifecycle import CRASHER, ENGINE, Env, PV_BIN, wait_for
 
 INIT = os.path.join(PV_BIN, "pantavisor")
+APPENGINE = os.path.join(PV_BIN, "pv-appengine")
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (loop devices, LXC)"),
@@ -34,6 +35,25 @@ class InitEnv(Env):
         p = subprocess.Popen([INIT, "--mode", "appengine", "--rundir", self.rundir,
                               "--storage", self.storage], env=env, stdout=log, stderr=log,
                              stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def start_appengine(self):
+        """pv-appengine on an already deployed storage (.pvtx-done: no factory deploy)."""
+        libexec = os.path.join(self.root, "libexec")
+        os.makedirs(libexec, exist_ok=True)
+        if not os.path.exists(os.path.join(libexec, "pv-engine")):
+            os.symlink(ENGINE, os.path.join(libexec, "pv-engine"))
+        open(os.path.join(self.storage, ".pvtx-done"), "w").close()
+        env = dict(os.environ)
+        env.update(PV_LXC_PATH=self.lxcpath, PV_DISK_VOLDIR=self.voldir,
+                   PV_SYSTEM_CONFDIR=self.confdir, PV_ENGINE_SOCKET=self.sock,
+                   PV_LIBEXEC_DIR=libexec)
+        log = open(os.path.join(self.root, "init-%d.log" % len(self.procs)), "w")
+        p = subprocess.Popen([APPENGINE, "-d", "1", "--storage", self.storage, "--rundir",
+                              self.rundir, "--config", os.path.join(self.root, "none.config")],
+                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
         self.procs.append(p)
         return p
 
@@ -102,3 +122,27 @@ def test_system_failure_makes_appengine_init_exit_for_relaunch(ienv):
     assert wait_for(lambda: ienv.log().count("%s: started" % c[0]) >= 2, 20), ienv.log()
     init2.send_signal(signal.SIGINT)
     init2.wait(60)
+
+
+@pytest.mark.skipif(not os.path.exists(APPENGINE), reason="pv-appengine not built")
+def test_pv_appengine_relaunches_after_a_system_failure(ienv):
+    c = ienv.container("ra", init=CRASHER, group="app", restart_policy="system",
+                       auto_recovery={"policy": "no"})
+    ok = ienv.container("rb", group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"})
+    ienv.write_rev("0", c, ok)
+    wrapper = ienv.start_appengine()
+    seen = set()
+
+    def relaunched():
+        seen.update(ienv.engine_pids())
+        return ienv.log().count("%s: started" % c[0]) >= 3 and len(seen) >= 2
+
+    # each failure: engine asks for a reboot, init exits 0, the wrapper relaunches a new engine
+    assert wait_for(relaunched, 60, 0.05), ienv.log() + ienv.init_log()
+    assert ienv.log().count("restart_policy system") >= 2
+    wrapper.send_signal(signal.SIGTERM)
+    wrapper.wait(60)
+    assert wait_for(lambda: ienv.engine_pids() == [], 10)
+    assert ienv.lxc(ok[0])[0] != "RUNNING"
+    assert ienv.mounts() == []

@@ -352,6 +352,26 @@ def test_signal_bad_type_and_json(env):
     assert st == 400 and "JSON" in err_of(body)
 
 
+def test_container_actions_from_host(env):
+    st, body = env.curl("/containers/nosuch" + env.tag, "PUT", data='{"action":"stop"}')
+    assert st == 404, (st, body)
+    err_of(body)
+    st, body = env.curl("/containers/" + env.ap, "PUT", data='{"action":"stop"}')
+    assert st == 200, (st, body)
+    assert wait_for(lambda: env.lxc_state(env.ap) in ("STOPPED", "MISSING"), 30), env.lxc_state(env.ap)
+
+    def ap_status():
+        return {c["name"]: c for c in json.loads(env.curl("/containers")[1])}[env.ap]
+    assert wait_for(lambda: ap_status()["status"] != "STARTED", 10), ap_status()
+    assert ap_status()["user_stopped"] is True, ap_status()
+    st, body = env.curl("/containers/" + env.ap, "PUT", data='{"action":"start"}')
+    assert st == 200, (st, body)
+    assert wait_for(lambda: env.lxc_state(env.ap) == "RUNNING", 30)
+    # the container is served again once it is back (socket bound at its start)
+    assert wait_for(lambda: env.curl("/signal", "POST", data='{"type":"alive"}',
+                                     who=env.ap)[0] == 200, 20)
+
+
 # ---- roles ----
 
 @pytest.mark.parametrize("method,path", [("GET", "/containers"), ("GET", "/groups"),

@@ -160,3 +160,41 @@ def test_mkexample_cache_and_lxc_conf(tmp):
     os.chmod(p, 0o755)
     r = pvtest.run([MKEXAMPLE, ex, bindir, out])
     assert "building image" in r.stderr, r.stderr
+
+
+def test_demo_keeps_running_until_ctrl_c(tmp):
+    """Without --once the demo stays up with its containers running; Ctrl-C (SIGINT to the whole
+    foreground process group, as a terminal sends it) shuts everything down cleanly."""
+    import select
+    import time
+    tag, d = tmp
+    storage = os.path.join(d, "storage")
+    env = dict(os.environ, TMPDIR=d, PVTEST_ID=tag)
+    p = subprocess.Popen([DEMO, "--bin", BIN, "--stack", "unix", "--storage", storage],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    out = b""
+    try:
+        deadline = time.time() + 240
+        while b"Ctrl-C stops it" not in out and time.time() < deadline and p.poll() is None:
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                out += os.read(p.stdout.fileno(), 65536)
+        assert b"Ctrl-C stops it" in out, out.decode(errors="replace")
+        time.sleep(3)
+        assert p.poll() is None, out.decode(errors="replace")
+        lxc = [os.path.join(d, e, "lxc") for e in os.listdir(d) if e.startswith("pvdemo-")]
+        assert len(lxc) == 1 and sorted(pvtest.lxc_running(lxc[0])) == [
+            "pv-example-unix-client", "pv-example-unix-server"], out
+        os.killpg(p.pid, signal.SIGINT)
+        rest, _ = p.communicate(timeout=120)
+        out += rest
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    text = out.decode(errors="replace")
+    assert p.returncode == 130, text
+    assert "clean: no processes, containers, mounts or loop devices left" in text, text
+    assert pvtest.mounts_under(d) == [] and pvtest.loops_under(d) == [], text
+    assert pvtest.procs_with_env("PVTEST_ID", tag) == [], text

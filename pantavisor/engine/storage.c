@@ -166,10 +166,12 @@ static int verify_json(const char *storage, const char *rev, const struct pv_ent
 		return -ENOMEM;
 	r = pv_file_read_all(trail, PV_STATE_MAX_BYTES, &buf, &len, NULL);
 	if (r == -ENOENT) {
-		char *slash = strrchr(trail, '/');
-		*slash = '\0';
-		pv_mkdir_p(trail, 0755);
-		*slash = '/';
+		/* a copy of the parent path: gcc -O3 mistakes in-place truncation for a dangling
+		 * use */
+		char *dir = strndup(trail, (size_t)(strrchr(trail, '/') - trail));
+		if (dir)
+			pv_mkdir_p(dir, 0755);
+		free(dir);
 		r = pv_file_write_atomic(trail, en->raw, en->raw_len, 0644, err);
 	} else if (r < 0) {
 		pv_error_set(err, r, "%s: read %s: %s", en->key, trail, strerror(-r));

@@ -13,7 +13,10 @@
 
 #define UBOOT_ENV_MAX (64 * 1024)
 
-char *pv_storage_trail_path(const char *storage, const char *rev, const char *key)
+/* noinline: inlined, gcc 12 -O3 loses track of asprintf's out-pointer and reports a dangling
+ * pointer at every caller (a -Wdangling-pointer false positive). */
+__attribute__((noinline)) char *pv_storage_trail_path(const char *storage, const char *rev,
+						      const char *key)
 {
 	char *p = NULL;
 	if (asprintf(&p, "%s/trails/%s/%s", storage, rev, key) < 0)

@@ -124,6 +124,16 @@ def test_demo_refuses_foreign_storage_and_bad_stack(tmp):
     rc, out = run_demo(tag, d, "--once", "--stack", "unix", "--storage", foreign)
     assert rc != 0 and "refusing to wipe" in out, out
     assert os.path.exists(keep)
+    # a storage another demo holds (its lock on .pv-demo) is left alone
+    import fcntl
+    busy = os.path.join(d, "busy")
+    os.makedirs(busy)
+    with open(os.path.join(busy, ".pv-demo"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        open(os.path.join(busy, "rev"), "w").close()
+        rc, out = run_demo(tag, d, "--once", "--stack", "unix", "--storage", busy)
+    assert rc != 0 and "another demo is using" in out, out
+    assert os.path.exists(os.path.join(busy, "rev"))
     rc, out = run_demo(tag, d, "--once", "--stack", "unix,nosuch")
     assert rc == 2 and "unknown stack 'nosuch'" in out, out
 

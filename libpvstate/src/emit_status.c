@@ -95,3 +95,121 @@ fail:
 	cJSON_Delete(a);
 	return NULL;
 }
+
+char *pv_status_emit_objects(const struct pv_status_object *o, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++) {
+		char size[32];
+		cJSON *it = cJSON_CreateObject();
+		if (!it || !cJSON_AddItemToArray(a, it)) {
+			cJSON_Delete(it);
+			cJSON_Delete(a);
+			return NULL;
+		}
+		/* upstream serves the size as a string (it may exceed 2^53 on big disks) */
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)o[i].size);
+		if (!cJSON_AddStringToObject(it, "sha256", o[i].sha256) ||
+		    !cJSON_AddStringToObject(it, "size", size)) {
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return print_free(a);
+}
+
+/* A stored progress file is served as JSON when it parses as an object, else as {}. */
+static cJSON *progress_obj(const char *text)
+{
+	cJSON *p = text ? cJSON_Parse(text) : NULL;
+	if (cJSON_IsObject(p))
+		return p;
+	cJSON_Delete(p);
+	return cJSON_CreateObject();
+}
+
+bool pv_status_is_json_object(const char *text, size_t len)
+{
+	cJSON *p = text ? cJSON_ParseWithLength(text, len) : NULL;
+	bool ok = cJSON_IsObject(p);
+	cJSON_Delete(p);
+	return ok;
+}
+
+char *pv_status_emit_steps(const struct pv_status_step *s, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++) {
+		cJSON *it = cJSON_CreateObject();
+		if (!it || !cJSON_AddItemToArray(a, it)) {
+			cJSON_Delete(it);
+			cJSON_Delete(a);
+			return NULL;
+		}
+		cJSON *p = progress_obj(s[i].progress);
+		if (!cJSON_AddStringToObject(it, "name", s[i].name) ||
+		    !cJSON_AddStringToObject(it, "date", s[i].date ? s[i].date : "") ||
+		    !cJSON_AddStringToObject(it, "commitmsg",
+					     s[i].commitmsg ? s[i].commitmsg : "") ||
+		    !p || !cJSON_AddItemToObject(it, "progress", p)) {
+			cJSON_Delete(p);
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return print_free(a);
+}
+
+char *pv_status_emit_progress(const char *status, const char *msg, int progress)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "status", status) ||
+	    !cJSON_AddStringToObject(o, "status-msg", msg ? msg : "") ||
+	    !cJSON_AddNumberToObject(o, "progress", progress)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return print_free(o);
+}
+
+char *pv_status_emit_meta(const char *const *keys, const char *const *values, size_t n)
+{
+	cJSON *o = cJSON_CreateObject();
+	for (size_t i = 0; o && i < n; i++) {
+		if (!cJSON_AddStringToObject(o, keys[i], values[i] ? values[i] : "")) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	return print_free(o);
+}
+
+char *pv_status_emit_daemons(const struct pv_status_daemon *d, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++) {
+		cJSON *it = cJSON_CreateObject();
+		if (!it || !cJSON_AddItemToArray(a, it)) {
+			cJSON_Delete(it);
+			cJSON_Delete(a);
+			return NULL;
+		}
+		if (!cJSON_AddStringToObject(it, "name", d[i].name) ||
+		    !cJSON_AddNumberToObject(it, "pid", d[i].pid) ||
+		    !cJSON_AddBoolToObject(it, "respawn", d[i].respawn)) {
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return print_free(a);
+}
+
+char *pv_status_emit_gc(uint64_t reclaimed)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddNumberToObject(o, "reclaimed", (double)reclaimed)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return print_free(o);
+}

@@ -45,4 +45,42 @@ struct pv_status_group {
 char *pv_status_emit_containers(const struct pv_status_container *c, size_t n);
 char *pv_status_emit_groups(const struct pv_status_group *g, size_t n);
 
+/* ---- bodies of the engine's other private-protocol ops (docs/protocol.md) ---- */
+
+/* GET /objects: [{"sha256":"<hex>","size":"<bytes as decimal string>"}] (upstream's shape). */
+struct pv_status_object {
+	const char *sha256;
+	uint64_t size;
+};
+char *pv_status_emit_objects(const struct pv_status_object *o, size_t n);
+
+/* GET /steps: [{"name","date","commitmsg","progress"}]. progress is the stored progress JSON
+ * text (NULL or invalid JSON => {}); date is ISO 8601 UTC. */
+struct pv_status_step {
+	const char *name;
+	const char *date;
+	const char *commitmsg; /* NULL => "" */
+	const char *progress;
+};
+char *pv_status_emit_steps(const struct pv_status_step *s, size_t n);
+
+/* Progress JSON of spec §4.2 without downloads/logs: {"status","status-msg","progress"}. */
+char *pv_status_emit_progress(const char *status, const char *msg, int progress);
+/* true when text (len bytes) is one JSON object (a stored progress file worth serving). */
+bool pv_status_is_json_object(const char *text, size_t len);
+
+/* GET /user-meta, /device-meta: {"key":"value",...} (values as strings). */
+char *pv_status_emit_meta(const char *const *keys, const char *const *values, size_t n);
+
+/* GET /daemons: [{"name","pid","respawn"}]. */
+struct pv_status_daemon {
+	const char *name;
+	int pid;
+	bool respawn;
+};
+char *pv_status_emit_daemons(const struct pv_status_daemon *d, size_t n);
+
+/* POST /storage/gc: {"reclaimed": bytes}. */
+char *pv_status_emit_gc(uint64_t reclaimed);
+
 #endif

@@ -10,6 +10,8 @@
 
 #include "pvstate/config.h"
 #include "pvstate/error.h"
+#include "pvstate/graph.h"
+#include "pvstate/proto.h"
 #include "pvstate/state.h"
 
 /* Runtime status, ordered as upstream compares them (spec §5.1). */
@@ -72,12 +74,16 @@ struct pv_engine {
 	uv_signal_t sigterm, sigint;
 	struct pv_ipc *ipc;
 	uint64_t graph_generation;
-	char *graph_links; /* last emitted links JSON */
+	char *graph_links;	     /* last emitted links JSON */
+	struct pv_graph link_status; /* last `link-status` from pv-xconnect (state/error only) */
+	bool cmd_busy;		     /* a `command` is running (reboot/poweroff under way) */
+	uv_fs_event_t *ctrl_watch;   /* rundir watch: re-link pv-ctrl for non-mgmt containers */
 	bool shutting_down, failing;
 	int exit_code;
 };
 
 /* main.c */
+void pv_engine_shutdown(struct pv_engine *e, int exit_code); /* stop all, exit with code */
 void pv_engine_wake(struct pv_engine *e); /* run the scheduler soon (next loop turn) */
 void pv_engine_fail(struct pv_engine *e, const char *why); /* steady-state failure: reboot */
 uint64_t pv_now_ms(void);
@@ -139,6 +145,10 @@ void pv_recovery_on_exit(struct pv_ctr *c);
 /* graph.c */
 void pv_graph_update(struct pv_engine *e);		 /* recompute; push when changed */
 int pv_graph_current(struct pv_engine *e, char **event); /* event JSON for a new subscriber */
+/* The links with the live status pv-xconnect last reported (`graph` op body). Caller frees. */
+char *pv_graph_with_status(struct pv_engine *e);
+/* Keeps a `link-status` report (replaces the previous one). */
+int pv_graph_set_status(struct pv_engine *e, const struct pv_msg *m, struct pv_error *err);
 
 /* ipc.c */
 int pv_ipc_start(struct pv_engine *e, struct pv_error *err);
@@ -148,5 +158,40 @@ void pv_ipc_stop(struct pv_engine *e);
 /* initctl.c */
 bool pv_initctl_present(int fd);
 int pv_initctl_request(int fd, unsigned op, const char *name);
+struct pv_initctl_reply;
+/* Same, keeping the whole reply (DAEMON_LIST). */
+int pv_initctl_request_reply(int fd, unsigned op, const char *name, struct pv_initctl_reply *rep);
+
+/* storage.c */
+bool pv_storage_rev_name_ok(const char *rev);
+
+/* ops_*.c: private-protocol op handlers (ipc.c dispatches). Each returns the reply payload. */
+typedef char *(*pv_op_fn)(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_whois(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_graph(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_link_status(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_buildinfo(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_config(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_config2(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_daemons_list(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_daemon_action(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_objects_list(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_object_installed(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_gc(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_steps_list(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_step_get(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_step_progress(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_step_commitmsg(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_meta_put(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_meta_delete(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_command(struct pv_engine *e, const struct pv_msg *m);
+/* Garbage collector (ops_objects.c): bytes reclaimed, or -errno. */
+int64_t pv_gc_run(struct pv_engine *e);
+/* A reply with a JSON body, 500 when the body could not be built; frees body. */
+char *pv_op_reply_json(const struct pv_msg *m, char *body);
+/* Every message of err joined with "; " as one error reply. */
+char *pv_op_reply_errors(const struct pv_msg *m, int status, const struct pv_error *err);
 
 #endif

@@ -64,3 +64,39 @@ int pv_graph_current(struct pv_engine *e, char **event)
 	pv_graph_free(&g);
 	return *event ? 0 : -1;
 }
+
+/* The `graph` op: the current links with pv-xconnect's last reported state merged in by key. */
+char *pv_graph_with_status(struct pv_engine *e)
+{
+	struct pv_graph g;
+	if (build(e, &g) < 0)
+		return NULL;
+	for (size_t i = 0; i < g.n_links; i++) {
+		for (size_t j = 0; j < e->link_status.n_links; j++) {
+			const struct pv_link *st = &e->link_status.links[j];
+			if (!pv_link_same_key(&g.links[i], st))
+				continue;
+			g.links[i].state = st->state;
+			free(g.links[i].error);
+			g.links[i].error = st->error ? strdup(st->error) : NULL;
+			break;
+		}
+	}
+	char *s = pv_graph_emit(&g, true);
+	pv_graph_free(&g);
+	return s;
+}
+
+int pv_graph_set_status(struct pv_engine *e, const struct pv_msg *m, struct pv_error *err)
+{
+	struct pv_graph g;
+	memset(&g, 0, sizeof(g));
+	int r = pv_msg_parse_link_status(m, &g, err);
+	if (r < 0) {
+		pv_graph_free(&g);
+		return r;
+	}
+	pv_graph_free(&e->link_status);
+	e->link_status = g;
+	return 0;
+}

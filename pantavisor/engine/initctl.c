@@ -46,3 +46,28 @@ int pv_initctl_request(int fd, unsigned op, const char *name)
 		return -EPROTO;
 	return rep.status;
 }
+
+int pv_initctl_request_reply(int fd, unsigned op, const char *name, struct pv_initctl_reply *rep)
+{
+	struct pv_initctl_req req;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	memset(&req, 0, sizeof(req));
+	memset(rep, 0, sizeof(*rep));
+	req.op = op;
+	if (name)
+		strncpy(req.name, name, sizeof(req.name) - 1);
+	if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
+		return -errno;
+	int r = poll(&p, 1, INITCTL_TIMEOUT_MS);
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (r < 0)
+		return -errno;
+	ssize_t n = recv(fd, rep, sizeof(*rep), 0);
+	if (n < 0)
+		return -errno;
+	if (n < (ssize_t)sizeof(rep->status))
+		return -EPROTO;
+	return rep->status;
+}

@@ -1,5 +1,5 @@
 /* ipc.c: the engine's private socket (mode 0600): many clients, framed messages (pvstate/proto.h),
- * subscribe-graph pushes, containers-list / groups-list / signal answers, 404 for the rest. */
+ * subscribe-graph pushes, and a table op -> handler (ops_*.c); 404 for ops not served. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +185,46 @@ static char *do_action(struct pv_engine *e, const struct pv_msg *m)
 	return pv_msg_reply_error(m->id, 404, "unknown container");
 }
 
+static char *op_containers_list(struct pv_engine *e, const struct pv_msg *m)
+{
+	return pv_op_reply_json(m, containers_list(e));
+}
+
+static char *op_groups_list(struct pv_engine *e, const struct pv_msg *m)
+{
+	return pv_op_reply_json(m, groups_list(e));
+}
+
+static const struct {
+	const char *op;
+	pv_op_fn fn;
+} ops[] = {
+    {"containers-list", op_containers_list},
+    {"groups-list", op_groups_list},
+    {"container-action", do_action},
+    {"signal", do_signal},
+    {"whois", pv_op_whois},
+    {"graph", pv_op_graph},
+    {"link-status", pv_op_link_status},
+    {"buildinfo", pv_op_buildinfo},
+    {"config", pv_op_config},
+    {"config2", pv_op_config2},
+    {"daemons-list", pv_op_daemons_list},
+    {"daemon-action", pv_op_daemon_action},
+    {"objects-list", pv_op_objects_list},
+    {"object-installed", pv_op_object_installed},
+    {"gc", pv_op_gc},
+    {"steps-list", pv_op_steps_list},
+    {"step-get", pv_op_step_get},
+    {"step-put", pv_op_step_put},
+    {"step-progress", pv_op_step_progress},
+    {"step-commitmsg", pv_op_step_commitmsg},
+    {"meta-list", pv_op_meta_list},
+    {"meta-put", pv_op_meta_put},
+    {"meta-delete", pv_op_meta_delete},
+    {"command", pv_op_command},
+};
+
 static void handle(struct ipc_client *cl, const char *payload, size_t len)
 {
 	struct pv_engine *e = cl->ipc->e;
@@ -203,28 +243,33 @@ static void handle(struct ipc_client *cl, const char *payload, size_t len)
 	}
 	if (m.kind != PV_MSG_REQUEST) {
 		client_send(cl, pv_msg_reply_error(m.id, 400, "not a request"));
-	} else if (!strcmp(m.op, "subscribe-graph")) {
+		pv_msg_free(&m);
+		return;
+	}
+	if (!strcmp(m.op, "subscribe-graph")) {
 		char *ev = NULL;
 		cl->subscribed = true;
 		client_send(cl, pv_msg_reply(m.id, 200, NULL));
 		if (pv_graph_current(e, &ev) == 0)
 			client_send(cl, ev);
-	} else if (!strcmp(m.op, "containers-list")) {
-		char *b = containers_list(e);
-		client_send(cl, b ? pv_msg_reply(m.id, 200, b) : NULL);
-		free(b);
-	} else if (!strcmp(m.op, "groups-list")) {
-		char *b = groups_list(e);
-		client_send(cl, b ? pv_msg_reply(m.id, 200, b) : NULL);
-		free(b);
-	} else if (!strcmp(m.op, "container-action")) {
-		client_send(cl, do_action(e, &m));
-	} else if (!strcmp(m.op, "signal")) {
-		client_send(cl, do_signal(e, &m));
-	} else {
-		client_send(cl,
-			    pv_msg_reply_error(m.id, 404, "operation not supported by the engine"));
+		pv_msg_free(&m);
+		return;
 	}
+	char *reply = NULL;
+	bool found = false;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (!strcmp(m.op, ops[i].op)) {
+			reply = ops[i].fn(e, &m);
+			found = true;
+			break;
+		}
+	}
+	if (!found)
+		reply = pv_msg_reply_error(m.id, 404, "operation not supported by the engine");
+	/* a handler that could not even build its reply must not leave the peer waiting */
+	if (!reply)
+		reply = pv_msg_reply_error(m.id, 500, "engine: out of memory");
+	client_send(cl, reply);
 	pv_msg_free(&m);
 }
 

@@ -116,6 +116,11 @@ static void shutdown_begin(struct pv_engine *e, int exit_code)
 	pv_engine_wake(e);
 }
 
+void pv_engine_shutdown(struct pv_engine *e, int exit_code)
+{
+	shutdown_begin(e, exit_code);
+}
+
 void pv_engine_fail(struct pv_engine *e, const char *why)
 {
 	if (e->failing || e->shutting_down)
@@ -342,6 +347,7 @@ int main(int argc, char **argv)
 		pv_state_free(&e->state);
 	free(e->ctrs);
 	free(e->graph_links);
+	pv_graph_free(&e->link_status);
 	pv_config_free(e->cfg);
 	free(e->rundir);
 	free(e->storage);

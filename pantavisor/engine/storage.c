@@ -25,7 +25,7 @@ __attribute__((noinline)) char *pv_storage_trail_path(const char *storage, const
 }
 
 /* A revision name must stay inside trails/: "0", "12", "locals/<name>". */
-static bool rev_name_ok(const char *r)
+bool pv_storage_rev_name_ok(const char *r)
 {
 	size_t n = strlen(r);
 	if (n == 0 || n >= 128 || r[0] == '/' || r[0] == '.' || strstr(r, ".."))
@@ -84,9 +84,9 @@ int pv_storage_boot_revision(const char *storage, const char *cmdline, char *rev
 			free(buf);
 		}
 	}
-	if (prev[0] && !rev_name_ok(prev))
+	if (prev[0] && !pv_storage_rev_name_ok(prev))
 		prev[0] = '\0';
-	if (ptry[0] && !rev_name_ok(ptry))
+	if (ptry[0] && !pv_storage_rev_name_ok(ptry))
 		ptry[0] = '\0';
 	fallback[0] = '\0';
 	/* Trying a revision: boot pv_try, and go back to the committed pv_rev if it fails. */

@@ -1,0 +1,227 @@
+/* ops_info.c: identity and information ops: whois (pid -> container, roles), graph and
+ * link-status, buildinfo, config/config2, daemons-list and daemon-action (through initctl). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "initctl.h"
+#include "pvstate/status.h"
+
+#ifndef PV_BUILD_VERSION
+#define PV_BUILD_VERSION "unknown"
+#define PV_BUILD_GITDESC "unknown"
+#define PV_BUILD_TYPE	 "unknown"
+#define PV_BUILD_OPTIONS ""
+#endif
+
+char *pv_op_reply_json(const struct pv_msg *m, char *body)
+{
+	char *r = body ? pv_msg_reply(m->id, 200, body) : NULL;
+	if (!r)
+		r = pv_msg_reply_error(m->id, 500, "engine: could not build the reply");
+	free(body);
+	return r;
+}
+
+char *pv_op_reply_errors(const struct pv_msg *m, int status, const struct pv_error *err)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < err->count; i++)
+		len += strlen(err->msgs[i]) + 2;
+	char *s = malloc(len), *p = s;
+	if (!s)
+		return pv_msg_reply_error(m->id, status, pv_error_msg(err));
+	*p = '\0';
+	for (size_t i = 0; i < err->count; i++)
+		p += sprintf(p, "%s%s", i ? "; " : "", err->msgs[i]);
+	char *r = pv_msg_reply_error(m->id, status, s);
+	free(s);
+	return r;
+}
+
+static struct pv_ctr *find_ctr(struct pv_engine *e, const char *name, size_t len)
+{
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		if (strlen(e->ctrs[i].spec->name) == len &&
+		    !strncmp(e->ctrs[i].spec->name, name, len))
+			return &e->ctrs[i];
+	return NULL;
+}
+
+/* liblxc puts a container's processes under .../lxc.payload.<name>[/...] (cgroup v2, or
+ * lxc.payload/<name> with older layouts) or .../lxc/<name> (legacy v1). */
+static struct pv_ctr *by_cgroup(struct pv_engine *e, int pid)
+{
+	char path[64], text[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return NULL;
+	ssize_t n = read(f, text, sizeof(text) - 1);
+	close(f);
+	if (n <= 0)
+		return NULL;
+	text[n] = '\0';
+	static const char *const marks[] = {"lxc.payload.", "lxc.payload/", "/lxc/"};
+	for (size_t k = 0; k < sizeof(marks) / sizeof(marks[0]); k++) {
+		for (const char *p = strstr(text, marks[k]); p; p = strstr(p + 1, marks[k])) {
+			const char *name = p + strlen(marks[k]);
+			size_t len = strcspn(name, "/\n");
+			struct pv_ctr *c = find_ctr(e, name, len);
+			if (c)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+static int pidns_ino(int pid, ino_t *ino)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	if (stat(path, &st) < 0)
+		return -errno;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* Fallback when cgroups do not tell: same pid namespace as a running container's init. */
+static struct pv_ctr *by_pidns(struct pv_engine *e, int pid)
+{
+	ino_t mine, host, theirs;
+	if (pidns_ino(pid, &mine) < 0 || (pidns_ino(getpid(), &host) == 0 && host == mine))
+		return NULL;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		if (e->ctrs[i].pid > 0 && pidns_ino(e->ctrs[i].pid, &theirs) == 0 && theirs == mine)
+			return &e->ctrs[i];
+	return NULL;
+}
+
+char *pv_op_whois(struct pv_engine *e, const struct pv_msg *m)
+{
+	int64_t pid = 0;
+	if (pv_msg_arg_int(m, "pid", &pid) < 0 || pid <= 0 || pid > 4194304)
+		return pv_msg_reply_error(m->id, 400, "whois: args.pid must be a positive pid");
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (access(path, F_OK) < 0)
+		return pv_msg_reply_error(m->id, 404, "whois: no process with that pid");
+	struct pv_ctr *c = by_cgroup(e, (int)pid);
+	if (!c)
+		c = by_pidns(e, (int)pid);
+	const char *roles[2];
+	size_t n = 0;
+	if (c && (c->spec->roles & PV_ROLE_MGMT))
+		roles[n++] = "mgmt";
+	if (c && (c->spec->roles & PV_ROLE_NOBODY))
+		roles[n++] = "nobody";
+	return pv_op_reply_json(m, pv_msg_whois_body(c ? c->spec->name : NULL, roles, n));
+}
+
+char *pv_op_graph(struct pv_engine *e, const struct pv_msg *m)
+{
+	return pv_op_reply_json(m, pv_graph_with_status(e));
+}
+
+char *pv_op_link_status(struct pv_engine *e, const struct pv_msg *m)
+{
+	struct pv_error err = PV_ERROR_INIT;
+	char *r;
+	if (pv_graph_set_status(e, m, &err) < 0)
+		r = pv_op_reply_errors(m, 400, &err);
+	else
+		r = pv_msg_reply(m->id, 200, NULL);
+	pv_error_clear(&err);
+	return r;
+}
+
+char *pv_op_buildinfo(struct pv_engine *e, const struct pv_msg *m)
+{
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "pantavisor-c %s\ngit: %s\nbuild type: %s\noptions: %s\nmode: %s\n",
+		 PV_BUILD_VERSION, PV_BUILD_GITDESC, PV_BUILD_TYPE, PV_BUILD_OPTIONS,
+		 e->appengine ? "appengine" : "embedded");
+	return pv_msg_reply_text(m->id, 200, text, "text/plain");
+}
+
+char *pv_op_config(struct pv_engine *e, const struct pv_msg *m)
+{
+	return pv_op_reply_json(m, pv_config_emit(e->cfg));
+}
+
+char *pv_op_config2(struct pv_engine *e, const struct pv_msg *m)
+{
+	return pv_op_reply_json(m, pv_config_emit2(e->cfg));
+}
+
+char *pv_op_daemons_list(struct pv_engine *e, const struct pv_msg *m)
+{
+	struct pv_initctl_reply rep;
+	struct pv_status_daemon d[PV_INITCTL_MAX_DAEMONS];
+	size_t n = 0;
+	memset(&rep, 0, sizeof(rep));
+	/* run by hand (no init): no daemon is managed, so the honest answer is an empty list */
+	if (pv_initctl_present(e->initctl_fd)) {
+		int r = pv_initctl_request_reply(e->initctl_fd, PV_INITCTL_DAEMON_LIST, NULL, &rep);
+		if (r < 0) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "daemons: init did not answer: %s",
+				 strerror(-r));
+			return pv_msg_reply_error(m->id, 500, msg);
+		}
+		for (uint32_t i = 0; i < rep.n_daemons && i < PV_INITCTL_MAX_DAEMONS; i++) {
+			rep.daemons[i].name[PV_INITCTL_NAME_MAX - 1] = '\0';
+			d[n].name = rep.daemons[i].name;
+			d[n].pid = rep.daemons[i].pid;
+			d[n].respawn = rep.daemons[i].respawn != 0;
+			n++;
+		}
+	}
+	return pv_op_reply_json(m, pv_status_emit_daemons(d, n));
+}
+
+char *pv_op_daemon_action(struct pv_engine *e, const struct pv_msg *m)
+{
+	const char *name = NULL, *action = NULL;
+	char msg[192];
+	if (pv_msg_arg_str(m, "name", &name) < 0 || pv_msg_arg_str(m, "action", &action) < 0)
+		return pv_msg_reply_error(m->id, 400,
+					  "daemon-action: args.name and args.action needed");
+	if (strlen(name) >= PV_INITCTL_NAME_MAX) {
+		snprintf(msg, sizeof(msg), "daemon %.64s: name too long", name);
+		return pv_msg_reply_error(m->id, 400, msg);
+	}
+	bool start = !strcmp(action, "start"), stop = !strcmp(action, "stop"),
+	     restart = !strcmp(action, "restart");
+	if (!start && !stop && !restart) {
+		snprintf(msg, sizeof(msg),
+			 "daemon %s: action \"%.32s\" is not start, stop or restart", name, action);
+		return pv_msg_reply_error(m->id, 400, msg);
+	}
+	if (!pv_initctl_present(e->initctl_fd)) {
+		snprintf(msg, sizeof(msg), "daemon %s: not managed (engine runs without init)",
+			 name);
+		return pv_msg_reply_error(m->id, 404, msg);
+	}
+	int r = 0;
+	if (stop || restart)
+		r = pv_initctl_request(e->initctl_fd, PV_INITCTL_DAEMON_STOP, name);
+	if (r == 0 && (start || restart))
+		r = pv_initctl_request(e->initctl_fd, PV_INITCTL_DAEMON_START, name);
+	if (r == -ENOENT) {
+		snprintf(msg, sizeof(msg), "daemon %s: unknown", name);
+		return pv_msg_reply_error(m->id, 404, msg);
+	}
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "daemon %s: %s: %s", name, action, strerror(-r));
+		return pv_msg_reply_error(m->id, 500, msg);
+	}
+	return pv_msg_reply(m->id, 200, NULL);
+}

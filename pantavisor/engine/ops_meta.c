@@ -1,0 +1,159 @@
+/* ops_meta.c: user- and device-metadata: one file per key in <storage>/cache/{usrmeta,devmeta},
+ * mirrored into <rundir>/{user,device}-meta/ where containers read them (spec core §3, §5.3). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "pvstate/fileio.h"
+#include "pvstate/status.h"
+
+#define META_VALUE_MAX (1024 * 1024)
+#define META_KEY_MAX   255
+
+/* A key becomes a file name: no separators, no dot files, no "..", printable. */
+static bool key_ok(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > META_KEY_MAX || k[0] == '.' || strchr(k, '/') || strstr(k, ".."))
+		return false;
+	for (const char *p = k; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* args.kind -> storage dir and run dir of that kind. */
+static int dirs(struct pv_engine *e, const struct pv_msg *m, char *store, char *run, size_t len)
+{
+	const char *kind = NULL;
+	if (pv_msg_arg_str(m, "kind", &kind) < 0 || !kind)
+		return -EINVAL;
+	bool user = !strcmp(kind, "user");
+	if (!user && strcmp(kind, "device") != 0)
+		return -EINVAL;
+	snprintf(store, len, "%s/cache/%s", e->storage, user ? "usrmeta" : "devmeta");
+	snprintf(run, len, "%s/%s", e->rundir, user ? "user-meta" : "device-meta");
+	return 0;
+}
+
+static const char *key_arg(const struct pv_msg *m, char **reply)
+{
+	const char *key = NULL;
+	char msg[400];
+	if (pv_msg_arg_str(m, "key", &key) < 0 || !key) {
+		*reply = pv_msg_reply_error(m->id, 400, "meta: args.key needed");
+		return NULL;
+	}
+	if (!key_ok(key)) {
+		snprintf(msg, sizeof(msg), "meta key \"%.80s\": not a valid key name", key);
+		*reply = pv_msg_reply_error(m->id, 400, msg);
+		return NULL;
+	}
+	return key;
+}
+
+char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m)
+{
+	char store[4200], run[4200];
+	if (dirs(e, m, store, run, sizeof(store)) < 0)
+		return pv_msg_reply_error(m->id, 400,
+					  "meta-list: args.kind must be user or device");
+	char **keys = NULL, **vals = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = opendir(store);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char path[4500], *v = NULL;
+		if (!key_ok(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", store, de->d_name);
+		if (pv_file_read_all(path, META_VALUE_MAX, &v, NULL, NULL) < 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **nk = realloc(keys, cap * sizeof(*keys));
+			if (nk)
+				keys = nk;
+			char **nv = realloc(vals, cap * sizeof(*vals));
+			if (nv)
+				vals = nv;
+			if (!nk || !nv) {
+				free(v);
+				break;
+			}
+		}
+		keys[n] = strdup(de->d_name);
+		vals[n] = v;
+		if (!keys[n]) {
+			free(v);
+			break;
+		}
+		n++;
+	}
+	if (d)
+		closedir(d);
+	char *body = pv_status_emit_meta((const char *const *)keys, (const char *const *)vals, n);
+	for (size_t i = 0; i < n; i++) {
+		free(keys[i]);
+		free(vals[i]);
+	}
+	free(keys);
+	free(vals);
+	return pv_op_reply_json(m, body);
+}
+
+char *pv_op_meta_put(struct pv_engine *e, const struct pv_msg *m)
+{
+	char store[4200], run[4200], path[4500], *reply = NULL;
+	const char *value = NULL;
+	if (dirs(e, m, store, run, sizeof(store)) < 0)
+		return pv_msg_reply_error(m->id, 400, "meta-put: args.kind must be user or device");
+	const char *key = key_arg(m, &reply);
+	if (!key)
+		return reply;
+	if (pv_msg_arg_str(m, "value", &value) < 0 || !value)
+		return pv_msg_reply_error(m->id, 400, "meta-put: args.value needed");
+	struct pv_error err = PV_ERROR_INIT;
+	pv_mkdir_p(store, 0755);
+	snprintf(path, sizeof(path), "%s/%s", store, key);
+	if (pv_file_write_atomic(path, value, strlen(value), 0644, &err) < 0) {
+		reply = pv_op_reply_errors(m, 500, &err);
+		pv_error_clear(&err);
+		return reply;
+	}
+	/* the run-dir copy is what containers see; storage is the truth, so a failed mirror is
+	 * only logged */
+	pv_mkdir_p(run, 0755);
+	snprintf(path, sizeof(path), "%s/%s", run, key);
+	if (pv_file_write_atomic(path, value, strlen(value), 0644, &err) < 0)
+		pv_log_error(PV_LOG_WARN, "meta", &err);
+	pv_error_clear(&err);
+	return pv_msg_reply(m->id, 200, NULL);
+}
+
+char *pv_op_meta_delete(struct pv_engine *e, const struct pv_msg *m)
+{
+	char store[4200], run[4200], path[4500], msg[400], *reply = NULL;
+	if (dirs(e, m, store, run, sizeof(store)) < 0)
+		return pv_msg_reply_error(m->id, 400,
+					  "meta-delete: args.kind must be user or device");
+	const char *key = key_arg(m, &reply);
+	if (!key)
+		return reply;
+	snprintf(path, sizeof(path), "%s/%s", store, key);
+	if (unlink(path) < 0) {
+		int er = errno;
+		snprintf(msg, sizeof(msg), "meta key %s: %s", key,
+			 er == ENOENT ? "not found" : strerror(er));
+		return pv_msg_reply_error(m->id, er == ENOENT ? 404 : 500, msg);
+	}
+	pv_fsync_dir(store);
+	snprintf(path, sizeof(path), "%s/%s", run, key);
+	unlink(path);
+	return pv_msg_reply(m->id, 200, NULL);
+}

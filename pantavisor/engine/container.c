@@ -133,11 +133,16 @@ static int apply_overrides(struct pv_ctr *c, struct lxc_container *lc, struct pv
 		snprintf(buf, sizeof(buf), "%s pantavisor none bind,ro,create=dir 0 0", e->rundir);
 		ok = set_item(lc, "lxc.mount.entry", buf, err, name);
 	} else if (ok) {
-		/* optional: the pv-ctrl socket may not exist yet; the container still starts */
-		snprintf(buf, sizeof(buf),
-			 "%s/pv-ctrl pantavisor/pv-ctrl none bind,create=file,optional 0 0",
-			 e->rundir);
-		ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+		/* a directory, not the socket file: a respawned pv-ctrl stays reachable (the
+		 * engine re-links its new socket inode into this dir, see ctrlsock.c) */
+		char *cdir = pv_ctrlsock_dir(e, name);
+		ok = cdir != NULL;
+		if (ok) {
+			snprintf(buf, sizeof(buf), "%s pantavisor none bind,ro,create=dir 0 0",
+				 cdir);
+			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+		}
+		free(cdir);
 		if (ok) {
 			snprintf(buf, sizeof(buf), "%s/%s/%s", e->logdir, e->rev, name);
 			pv_mkdir_p(buf, 0755);

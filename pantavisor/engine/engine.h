@@ -77,7 +77,7 @@ struct pv_engine {
 	char *graph_links;	     /* last emitted links JSON */
 	struct pv_graph link_status; /* last `link-status` from pv-xconnect (state/error only) */
 	bool cmd_busy;		     /* a `command` is running (reboot/poweroff under way) */
-	uv_fs_event_t *ctrl_watch;   /* rundir watch: re-link pv-ctrl for non-mgmt containers */
+	uv_fs_event_t ctrl_watch;    /* rundir watch: re-link pv-ctrl for non-mgmt containers */
 	bool shutting_down, failing;
 	int exit_code;
 };
@@ -149,6 +149,12 @@ int pv_graph_current(struct pv_engine *e, char **event); /* event JSON for a new
 char *pv_graph_with_status(struct pv_engine *e);
 /* Keeps a `link-status` report (replaces the previous one). */
 int pv_graph_set_status(struct pv_engine *e, const struct pv_msg *m, struct pv_error *err);
+
+/* ctrlsock.c: non-mgmt containers see <rundir>/pantavisor.<c>/ at /pantavisor, a directory
+ * holding hard links of the pv-ctrl sockets, kept current when pv-ctrl is respawned. */
+char *pv_ctrlsock_dir(struct pv_engine *e, const char *container); /* created; caller frees */
+void pv_ctrlsock_refresh(struct pv_engine *e); /* re-link where the socket inode changed */
+int pv_ctrlsock_watch(struct pv_engine *e);    /* refresh on every change of the run dir */
 
 /* ipc.c */
 int pv_ipc_start(struct pv_engine *e, struct pv_error *err);

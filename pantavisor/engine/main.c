@@ -148,6 +148,8 @@ static void tick_cb(uv_timer_t *t)
 {
 	/* group timeouts are time-driven: re-evaluate blocked groups once a second */
 	pv_group_run(t->data);
+	/* fallback for a missed watch event: a respawned pv-ctrl is reachable within a second */
+	pv_ctrlsock_refresh(t->data);
 }
 
 static int load_config(struct pv_engine *e, const char *file, const char *cmdline)
@@ -329,6 +331,9 @@ int main(int argc, char **argv)
 		pv_error_clear(&err);
 	}
 	pv_graph_update(e);
+	if (pv_ctrlsock_watch(e) < 0)
+		pv_log(PV_LOG_WARN, "ctrlsock",
+		       "no run dir watch: pv-ctrl re-linked once a second");
 	uv_timer_start(&e->tick, tick_cb, 1000, 1000);
 	pv_engine_wake(e);
 

@@ -1,0 +1,209 @@
+# test_engine_ops.py: the engine's private-protocol ops (docs/protocol.md) spoken directly on its
+# socket, without pv-ctrl: whois, graph + link-status, objects, steps, meta, gc, commands, daemons.
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_ctrl_api import ENGINE, CtrlEnv, wait_for  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (LXC)"),
+    pytest.mark.skipif(not os.path.exists(ENGINE), reason="pv-engine not built"),
+]
+
+
+class Client:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(10)
+        self.s.connect(path)
+        self.id = 0
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            c = self.s.recv(n - len(buf))
+            assert c, "engine closed the connection"
+            buf += c
+        return buf
+
+    def call(self, op_name, **args):
+        self.id += 1
+        msg = {"op": op_name, "id": self.id}
+        if args:
+            msg["args"] = args
+        data = json.dumps(msg).encode()
+        self.s.sendall(struct.pack(">I", len(data)) + data)
+        while True:
+            (n,) = struct.unpack(">I", self._recv(4))
+            rep = json.loads(self._recv(n))
+            if rep.get("id") == self.id:
+                return rep
+
+    def close(self):
+        self.s.close()
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = CtrlEnv()
+    try:
+        pr = e.container("pr", roles=["mgmt"], restart_policy="container")
+        pr[1][pr[0] + "/services.json"] = {
+            "#spec": "service-manifest-xconnect@1",
+            "services": [{"name": "ops-unix", "type": "unix", "socket": "/run/ops.sock"}]}
+        co = e.container("co", restart_policy="container",
+                         services={"required": [{"name": "ops-unix",
+                                                 "target": "/run/ops-unix.sock"}]})
+        e.write_rev("0", pr, co)
+        e.pr, e.co = pr[0], co[0]
+        e.start_engine()
+        for n in (e.pr, e.co):
+            assert wait_for(lambda n=n: e.lxc_state(n) == "RUNNING", 30), e.log_text()
+        e.cl = Client(e.sock)
+        yield e
+        e.cl.close()
+    finally:
+        e.cleanup()
+
+
+def ok(rep):
+    assert rep["status"] == 200, rep
+    return rep.get("body")
+
+
+def init_pid(env, name):
+    import subprocess
+    r = subprocess.run(["lxc-info", "-n", name, "-P", env.lxcpath, "-p", "-H"],
+                       capture_output=True, text=True)
+    return int(r.stdout.strip())
+
+
+def test_whois(env):
+    assert ok(env.cl.call("whois", pid=os.getpid())) == {"container": None, "roles": []}
+    assert ok(env.cl.call("whois", pid=init_pid(env, env.pr))) == {"container": env.pr,
+                                                                   "roles": ["mgmt"]}
+    assert ok(env.cl.call("whois", pid=init_pid(env, env.co))) == {"container": env.co,
+                                                                   "roles": []}
+    assert env.cl.call("whois", pid=0)["status"] == 400
+
+
+def test_graph_merges_link_status(env):
+    links = ok(env.cl.call("graph"))
+    assert len(links) == 1 and links[0]["consumer"] == env.co, links
+    assert "state" not in links[0]
+    ok(env.cl.call("link-status", links=[{"consumer": env.co, "name": "ops-unix",
+                                          "target": "/run/ops-unix.sock", "state": "error",
+                                          "error": "provider socket missing"}]))
+    links = ok(env.cl.call("graph"))
+    assert links[0]["state"] == "error" and links[0]["error"] == "provider socket missing"
+    ok(env.cl.call("link-status", links=[{"consumer": env.co, "name": "ops-unix",
+                                          "target": "/run/ops-unix.sock", "state": "up"}]))
+    links = ok(env.cl.call("graph"))
+    assert links[0]["state"] == "up" and "error" not in links[0], links
+    assert env.cl.call("link-status", links=[{"name": "x"}])["status"] == 400
+
+
+def put_object(env, data):
+    sha = hashlib.sha256(data).hexdigest()
+    path = os.path.join(env.storage, "objects", sha)
+    with open(path, "wb") as f:
+        f.write(data)
+    return sha, path
+
+
+def test_objects_list_and_installed(env):
+    sha, path = put_object(env, b"engine ops object\n")
+    objs = {o["sha256"]: o["size"] for o in ok(env.cl.call("objects-list"))}
+    assert objs[sha] == str(len(b"engine ops object\n"))
+    ok(env.cl.call("object-installed", sha=sha, path=path))
+    # content that does not match its name: 422 and the file is gone
+    bad = hashlib.sha256(b"something else").hexdigest()
+    bpath = os.path.join(env.storage, "objects", bad)
+    with open(bpath, "wb") as f:
+        f.write(b"not it")
+    rep = env.cl.call("object-installed", sha=bad, path=bpath)
+    assert rep["status"] == 422 and rep["error"] == "Object has bad checksum"
+    assert not os.path.exists(bpath)
+    # never talked into checking (and deleting) a file outside the object store
+    victim = os.path.join(env.root, "victim")
+    with open(victim, "w") as f:
+        f.write("keep me")
+    rep = env.cl.call("object-installed", sha=bad, path=victim)
+    assert rep["status"] == 400 and os.path.exists(victim)
+
+
+def test_steps(env):
+    steps = {s["name"]: s for s in ok(env.cl.call("steps-list"))}
+    assert "0" in steps and set(steps["0"]) == {"name", "date", "commitmsg", "progress"}
+    state = ok(env.cl.call("step-get", rev="0"))
+    assert state["#spec"] == "pantavisor-service-system@1"
+    assert env.cl.call("step-get", rev="7")["status"] == 404
+    for bad in ("../x", "locals/a/b", "/etc", "locals/..x", "locals/" + "x" * 65):
+        assert env.cl.call("step-get", rev=bad)["status"] == 400, bad
+    # invalid state: every message, nothing left behind
+    bad_state = json.dumps({"#spec": "pantavisor-service-system@1",
+                            "a/run.json": {"#spec": "service-manifest-run@1", "name": "a",
+                                           "type": "lxc", "status_goal": "FOO"}})
+    rep = env.cl.call("step-put", rev="locals/opsbad", state=bad_state)
+    assert rep["status"] == 422 and "FOO" in rep["error"], rep
+    assert not os.path.exists(os.path.join(env.storage, "trails", "locals", "opsbad"))
+    good = json.dumps({"#spec": "pantavisor-service-system@1"})
+    ok(env.cl.call("step-put", rev="locals/opsgood", state=good))
+    prog = ok(env.cl.call("step-progress", rev="locals/opsgood"))
+    assert prog["status"] == "NEW" and prog["status-msg"] == "Update ready to be run"
+    assert env.cl.call("step-put", rev="5", state=good)["status"] == 400
+    ok(env.cl.call("step-commitmsg", rev="locals/opsgood", msg="hello steps"))
+    steps = {s["name"]: s for s in ok(env.cl.call("steps-list"))}
+    assert steps["locals/opsgood"]["commitmsg"] == "hello steps"
+    assert steps["locals/opsgood"]["progress"]["status"] == "NEW"
+    assert "locals" not in steps and "current" not in steps
+    assert env.cl.call("step-commitmsg", rev="locals/nosuch", msg="x")["status"] == 404
+    assert isinstance(ok(env.cl.call("step-progress", rev="0")), dict)
+
+
+def test_meta(env):
+    for kind, sdir, rdir in (("user", "usrmeta", "user-meta"),
+                             ("device", "devmeta", "device-meta")):
+        ok(env.cl.call("meta-put", kind=kind, key="ops.k", value="v1"))
+        assert ok(env.cl.call("meta-list", kind=kind))["ops.k"] == "v1"
+        assert open(os.path.join(env.storage, "cache", sdir, "ops.k")).read() == "v1"
+        assert open(os.path.join(env.rundir, rdir, "ops.k")).read() == "v1"
+        ok(env.cl.call("meta-delete", kind=kind, key="ops.k"))
+        assert "ops.k" not in ok(env.cl.call("meta-list", kind=kind))
+        assert not os.path.exists(os.path.join(env.rundir, rdir, "ops.k"))
+        assert env.cl.call("meta-delete", kind=kind, key="ops.k")["status"] == 404
+        for bad in ("a/b", "..", ".hidden", ""):
+            assert env.cl.call("meta-put", kind=kind, key=bad, value="x")["status"] == 400, bad
+
+
+def test_gc_keeps_linked_objects(env):
+    sha, path = put_object(env, b"unreferenced object for gc\n")
+    size = os.path.getsize(path)
+    used = [n for n in os.listdir(os.path.join(env.storage, "objects"))
+            if os.stat(os.path.join(env.storage, "objects", n)).st_nlink > 1]
+    assert used
+    body = ok(env.cl.call("gc"))
+    assert body["reclaimed"] >= size
+    assert not os.path.exists(path)
+    for n in used:
+        assert os.path.exists(os.path.join(env.storage, "objects", n))
+
+
+def test_info_daemons_commands(env):
+    rep = env.cl.call("buildinfo")
+    assert rep["status"] == 200 and rep.get("content_type") == "text/plain"
+    assert "pantavisor-c" in rep["body"]
+    assert isinstance(ok(env.cl.call("config")), dict)
+    assert isinstance(ok(env.cl.call("config2")), list)
+    assert ok(env.cl.call("daemons-list")) == []  # run by hand: no init, no daemons
+    assert env.cl.call("daemon-action", name="pv-xconnect", action="start")["status"] == 404
+    assert env.cl.call("command", op="FORMAT_DISK")["status"] == 400
+    assert env.cl.call("command", op="LOCAL_RUN")["status"] == 501
+    ok(env.cl.call("command", op="RUN_GC"))

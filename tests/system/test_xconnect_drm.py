@@ -3,6 +3,7 @@ with a device-cgroup grant, driven by the protocol-level engine stand-in. This V
 /dev/dri: the provider's nodes are mknod'ed (major 226) in its own namespace."""
 import os
 import stat
+import subprocess
 import sys
 import uuid
 
@@ -181,3 +182,33 @@ def test_non_drm_node_is_refused(env, devcg, dev, kind):
     assert "not a DRM character device" in l["error"], l["error"]
     assert not os.path.exists(cons.path(target))
     assert devices_list(devcg) == [""]
+
+
+def open_in_consumer(cons, cg, node):
+    """pv-example-drm-render run as the consumer would be: in its device cgroup and mount ns."""
+    b = os.path.join(os.environ.get("PV_BIN", ""), "pv-example-drm-render")
+    if not os.path.exists(b):
+        pytest.skip("pv-example-drm-render not built")
+    script = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"'
+    r = subprocess.run(["sh", "-c", script, "sh", cg, "nsenter", "-t", str(cons.pid), "-m",
+                        b, "-d", node, "-n", "1"], capture_output=True, text=True, timeout=20)
+    return r.stdout + r.stderr
+
+
+def test_grant_lets_the_consumer_open_the_node(env, devcg):
+    # No DRM driver in this VM: an open the cgroup allows reaches the (absent) driver and
+    # fails with ENXIO; one the cgroup denies fails with EPERM before that.
+    prov = env.ns("prov")
+    card = prov.root + "/dev/dri/renderD128"
+    make_node(prov, card, RENDER, 0o666)
+    cons = consumer_in(env, devcg)
+    target = cons.root + "/dev/dri/renderD128"
+    ungranted = cons.root + "/dev/dri/renderD129"
+    make_node(cons, ungranted, os.makedev(226, 129), 0o666)
+    env.start_daemon()
+    env.engine.push([drm_link(cons, prov, "drm-render", target, card)])
+    assert env.engine.wait_state("cons", "drm-render", "up")
+    out = open_in_consumer(cons, devcg, target)
+    assert "open %s: ENXIO" % target in out, out
+    out = open_in_consumer(cons, devcg, ungranted)
+    assert "open %s: EPERM" % ungranted in out, out

@@ -105,6 +105,29 @@ def test_client_waits_until_link_is_back(env):
     assert c.returncode == 0
 
 
+def test_teardown_cuts_live_clients_off(env):
+    prov, cons, sock, target = link_weston(env)
+    c = subprocess.Popen(
+        ["nsenter", "-t", str(cons.pid), "-m", client_binary(), "-d", target, "-f", "1000000",
+         "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        while "first frame presented" not in line:
+            line = c.stdout.readline()
+            assert line, "client ended before its first frame"
+        env.engine.push([])
+        # the client's display goes away with the link: --once makes it exit, non-zero
+        assert c.wait(10) != 0
+        out = c.stdout.read()
+    finally:
+        if c.poll() is None:
+            c.kill()
+            c.wait()
+    assert "presented 1000000" not in out
+    assert not os.path.exists(cons.path(target))
+    assert prov.p.poll() is None  # the compositor itself is unaffected
+
+
 def test_pending_until_compositor_socket_exists(env):
     prov, sock = start_weston(env)
     cons = env.ns("cons")

@@ -102,10 +102,85 @@ char *pv_op_object_installed(struct pv_engine *e, const struct pv_msg *m)
 	return pv_msg_reply(m->id, 200, NULL);
 }
 
-/* Objects named by the running revision stay even if nothing else links them. */
-static bool in_running(struct pv_engine *e, const char *sha)
+/* Every sha any stored revision names (sorted): a local revision put through step-put is not yet
+ * checked out (its objects have one link only) but must keep its objects until it is removed. */
+struct shas {
+	char (*v)[65];
+	size_t n, cap;
+};
+
+static void collect_text(struct shas *s, const char *t)
 {
-	if (!e->have_state)
+	/* a state names objects as 64 lowercase hex characters in a JSON string */
+	for (const char *p = t; (p = strchr(p, '"'));) {
+		const char *q = p + 1;
+		size_t n = strspn(q, "0123456789abcdef");
+		p = q + n;
+		if (n != 64 || *p != '"')
+			continue;
+		if (s->n == s->cap) {
+			size_t nc = s->cap ? s->cap * 2 : 256;
+			char(*nv)[65] = realloc(s->v, nc * 65);
+			if (!nv)
+				return;
+			s->v = nv;
+			s->cap = nc;
+		}
+		memcpy(s->v[s->n], q, 64);
+		s->v[s->n++][64] = '\0';
+	}
+}
+
+static void collect_rev(struct pv_engine *e, struct shas *s, const char *rev)
+{
+	char *text = NULL;
+	if (pv_storage_read_state(e->storage, rev, &text, NULL, NULL) == 0)
+		collect_text(s, text);
+	free(text);
+}
+
+static int cmp_sha(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void collect_all(struct pv_engine *e, struct shas *s)
+{
+	char dir[4200], rev[300];
+	snprintf(dir, sizeof(dir), "%s/trails", e->storage);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) > 200)
+			continue;
+		if (!strcmp(de->d_name, "locals")) {
+			char ldir[4300];
+			snprintf(ldir, sizeof(ldir), "%s/locals", dir);
+			DIR *l = opendir(ldir);
+			struct dirent *le;
+			while (l && (le = readdir(l))) {
+				if (le->d_name[0] == '.' || strlen(le->d_name) > 200)
+					continue;
+				snprintf(rev, sizeof(rev), "locals/%s", le->d_name);
+				collect_rev(e, s, rev);
+			}
+			if (l)
+				closedir(l);
+			continue;
+		}
+		collect_rev(e, s, de->d_name);
+	}
+	if (d)
+		closedir(d);
+	if (s->n)
+		qsort(s->v, s->n, 65, cmp_sha);
+}
+
+static bool referenced(struct pv_engine *e, const struct shas *s, const char *sha)
+{
+	if (s->n && bsearch(sha, s->v, s->n, 65, cmp_sha))
+		return true;
+	if (!e->have_state) /* the running revision's state, in case its trail is gone */
 		return false;
 	for (size_t i = 0; i < e->state.n_entries; i++)
 		if (!strcmp(e->state.entries[i].sha, sha))
@@ -123,12 +198,15 @@ int64_t pv_gc_run(struct pv_engine *e)
 	int64_t reclaimed = 0;
 	size_t removed = 0;
 	struct dirent *de;
+	struct shas refs = {NULL, 0, 0};
+	collect_all(e, &refs);
 	while ((de = readdir(d))) {
 		struct stat st;
-		/* a link count of 1 means no trail hard-links it: no revision references it */
+		/* a link count of 1 means no trail hard-links it; a stored state may still name it
+		 */
 		if (!is_sha(de->d_name) ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || st.st_nlink > 1 || in_running(e, de->d_name))
+		    !S_ISREG(st.st_mode) || st.st_nlink > 1 || referenced(e, &refs, de->d_name))
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
 			reclaimed += (int64_t)st.st_size;
@@ -136,6 +214,7 @@ int64_t pv_gc_run(struct pv_engine *e)
 		}
 	}
 	closedir(d);
+	free(refs.v);
 	pv_fsync_dir(dir);
 	pv_log(PV_LOG_INFO, "gc", "removed %zu unreferenced objects, %lld bytes", removed,
 	       (long long)reclaimed);

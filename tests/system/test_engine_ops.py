@@ -189,9 +189,14 @@ def test_gc_keeps_linked_objects(env):
     used = [n for n in os.listdir(os.path.join(env.storage, "objects"))
             if os.stat(os.path.join(env.storage, "objects", n)).st_nlink > 1]
     assert used
+    # a stored local revision not checked out yet: its object has one link but is named
+    kept, kpath = put_object(env, b"object of a stored local revision\n")
+    ok(env.cl.call("step-put", rev="locals/opsgc",
+                   state=json.dumps({"#spec": "pantavisor-service-system@1", "app/f": kept})))
     body = ok(env.cl.call("gc"))
     assert body["reclaimed"] >= size
     assert not os.path.exists(path)
+    assert os.path.exists(kpath)
     for n in used:
         assert os.path.exists(os.path.join(env.storage, "objects", n))
 

@@ -26,8 +26,7 @@ static int check_provider_node(const struct pvx_link *l, struct pv_error *err)
 	int fd = -1;
 	int rc = pvx_plumb_open_in_root(l->spec.provider_pid, l->spec.socket, &fd, err);
 	if (rc < 0)
-		return rc; /* -ENOENT: not plugged yet, the link stays pending and is
-			      retried */
+		return rc; /* -ENOENT: not plugged yet (pending, retried) */
 	struct stat st;
 	rc = fstat(fd, &st) < 0 ? -errno : 0;
 	close(fd);
@@ -67,9 +66,7 @@ static int drm_add(struct pvx_link *l, struct pv_error *err)
 		 * can't open would look like a broken GPU rather than a failed link. */
 		pvx_plumb_remove(&d->inj);
 		free(d);
-		/* A node that vanished between check and mknod is still "not plugged yet".
-		 */
-		return rc;
+		return rc; /* a node gone since the check is still "not plugged yet" */
 	}
 	l->priv = d;
 	return 0;

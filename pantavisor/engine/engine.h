@@ -193,6 +193,8 @@ char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_meta_put(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_meta_delete(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_command(struct pv_engine *e, const struct pv_msg *m);
+/* Copies storage's user/device metadata into the run dir mirrors (ops_meta.c). */
+void pv_meta_sync(struct pv_engine *e);
 /* Garbage collector (ops_objects.c): bytes reclaimed, or -errno. */
 int64_t pv_gc_run(struct pv_engine *e);
 /* A reply with a JSON body, 500 when the body could not be built; frees body. */

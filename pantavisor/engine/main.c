@@ -330,6 +330,7 @@ int main(int argc, char **argv)
 		pv_log_error(PV_LOG_ERROR, "ipc", &err);
 		pv_error_clear(&err);
 	}
+	pv_meta_sync(e);
 	pv_graph_update(e);
 	if (pv_ctrlsock_watch(e) < 0)
 		pv_log(PV_LOG_WARN, "ctrlsock",

@@ -157,3 +157,31 @@ char *pv_op_meta_delete(struct pv_engine *e, const struct pv_msg *m)
 	unlink(path);
 	return pv_msg_reply(m->id, 200, NULL);
 }
+
+/* The run dir is volatile: at start, containers must see the metadata kept in storage. */
+void pv_meta_sync(struct pv_engine *e)
+{
+	static const char *const kinds[][2] = {{"usrmeta", "user-meta"},
+					       {"devmeta", "device-meta"}};
+	for (size_t k = 0; k < 2; k++) {
+		char store[4200], run[4200];
+		snprintf(store, sizeof(store), "%s/cache/%s", e->storage, kinds[k][0]);
+		snprintf(run, sizeof(run), "%s/%s", e->rundir, kinds[k][1]);
+		pv_mkdir_p(run, 0755);
+		DIR *d = opendir(store);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			char src[4500], dst[4500], *v = NULL;
+			size_t len = 0;
+			if (!key_ok(de->d_name))
+				continue;
+			snprintf(src, sizeof(src), "%s/%s", store, de->d_name);
+			snprintf(dst, sizeof(dst), "%s/%s", run, de->d_name);
+			if (pv_file_read_all(src, META_VALUE_MAX, &v, &len, NULL) == 0)
+				pv_file_write_atomic(dst, v, len, 0644, NULL);
+			free(v);
+		}
+		if (d)
+			closedir(d);
+	}
+}

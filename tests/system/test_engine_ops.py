@@ -63,6 +63,10 @@ def env():
                                                  "target": "/run/ops-unix.sock"}]})
         e.write_rev("0", pr, co)
         e.pr, e.co = pr[0], co[0]
+        # metadata kept in storage from an earlier boot: mirrored into the fresh run dir
+        os.makedirs(os.path.join(e.storage, "cache", "usrmeta"))
+        with open(os.path.join(e.storage, "cache", "usrmeta", "ops.pre"), "w") as f:
+            f.write("from storage")
         e.start_engine()
         for n in (e.pr, e.co):
             assert wait_for(lambda n=n: e.lxc_state(n) == "RUNNING", 30), e.log_text()
@@ -169,6 +173,8 @@ def test_steps(env):
 
 
 def test_meta(env):
+    assert open(os.path.join(env.rundir, "user-meta", "ops.pre")).read() == "from storage"
+    assert ok(env.cl.call("meta-list", kind="user"))["ops.pre"] == "from storage"
     for kind, sdir, rdir in (("user", "usrmeta", "user-meta"),
                              ("device", "devmeta", "device-meta")):
         ok(env.cl.call("meta-put", kind=kind, key="ops.k", value="v1"))

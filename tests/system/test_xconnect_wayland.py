@@ -128,6 +128,44 @@ def test_teardown_cuts_live_clients_off(env):
     assert prov.p.poll() is None  # the compositor itself is unaffected
 
 
+def test_upstream_client_sees_compositor_globals(env):
+    if not shutil.which("weston-info"):
+        pytest.skip("weston-info not installed")
+    prov, cons, sock, target = link_weston(env)
+    # a client that is not ours: it binds every global the compositor advertises
+    r = subprocess.run(["nsenter", "-t", str(cons.pid), "-m", "env", "WAYLAND_DISPLAY=" + target,
+                        "weston-info"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for iface in ("'wl_compositor'", "'wl_shm'", "'xdg_wm_base'", "'wl_output'"):
+        assert iface in r.stdout, r.stdout
+
+
+def test_compositor_restart_relinks_and_client_redraws(env):
+    prov, cons, sock, target = link_weston(env)
+    out = os.path.join(env.dir, "client.out")
+    with open(out, "w") as f:
+        # without --once the client keeps its window and reconnects when the display goes away
+        c = subprocess.Popen(["nsenter", "-t", str(cons.pid), "-m", client_binary(), "-d",
+                              target, "-f", "3"], stdout=f, stderr=subprocess.STDOUT)
+    log = lambda: open(out).read()  # noqa: E731
+    try:
+        assert wait_for(lambda: "presented 3 frames" in log(), 30), log()
+        # the compositor's container restarts: a new process in a new namespace, and the
+        # engine pushes the link again with the new provider pid
+        prov.kill()
+        assert wait_for(lambda: "connection lost" in log(), 10), log()
+        prov2, sock2 = start_weston(env, "prov2")
+        env.engine.push([link("cons", cons.pid, "prov2", prov2.pid, "wayland-0", target, sock2,
+                              type_="wayland")])
+        assert env.engine.wait_state("cons", "wayland-0", "up", 10)
+        assert wait_for(lambda: log().count("presented 3 frames") >= 2, 30), log()
+        assert c.poll() is None
+    finally:
+        if c.poll() is None:
+            c.kill()
+        c.wait()
+
+
 def test_pending_until_compositor_socket_exists(env):
     prov, sock = start_weston(env)
     cons = env.ns("cons")

@@ -219,6 +219,10 @@ char *pv_op_daemon_action(struct pv_engine *e, const struct pv_msg *m)
 		snprintf(msg, sizeof(msg), "daemon %s: unknown", name);
 		return pv_msg_reply_error(m->id, 404, msg);
 	}
+	if (r == -EPERM) { /* init refuses to stop the engine itself: that is a reboot */
+		snprintf(msg, sizeof(msg), "daemon %s: %s refused by init", name, action);
+		return pv_msg_reply_error(m->id, 403, msg);
+	}
 	if (r < 0) {
 		snprintf(msg, sizeof(msg), "daemon %s: %s: %s", name, action, strerror(-r));
 		return pv_msg_reply_error(m->id, 500, msg);

@@ -218,3 +218,42 @@ def test_info_daemons_commands(env):
     assert env.cl.call("command", op="FORMAT_DISK")["status"] == 400
     assert env.cl.call("command", op="LOCAL_RUN")["status"] == 501
     ok(env.cl.call("command", op="RUN_GC"))
+
+
+def test_daemons_and_reboot_through_init():
+    """Under the real init: daemons-list comes from initctl, REBOOT_DEVICE reaches init
+    (appengine init exits 0 for a reboot)."""
+    import test_engine_appengine as tea
+    if not os.path.exists(tea.INIT):
+        pytest.skip("pantavisor init not built")
+    ienv = tea.InitEnv()
+    try:
+        c = ienv.container("dl", group="app", restart_policy="container",
+                           auto_recovery={"policy": "no"})
+        ienv.write_rev("0", c)
+        init = ienv.start_init()
+        assert wait_for(lambda: os.path.exists(ienv.sock) and ienv.engine_pids(), 20), \
+            ienv.init_log()
+        cl = wait_for(lambda: _connect(ienv.sock), 10)
+        assert cl, ienv.init_log()
+        daemons = {d["name"]: d for d in ok(cl.call("daemons-list"))}
+        assert daemons["pv-engine"]["pid"] in ienv.engine_pids(), daemons
+        assert daemons["pv-engine"]["respawn"] is True
+        assert "pv-ctrl" in daemons and "pv-xconnect" in daemons
+        assert cl.call("daemon-action", name="nosuch", action="stop")["status"] == 404
+        assert cl.call("daemon-action", name="pv-engine", action="dance")["status"] == 400
+        assert cl.call("daemon-action", name="pv-engine", action="stop")["status"] == 403
+        ok(cl.call("command", op="REBOOT_DEVICE"))
+        assert cl.call("command", op="RUN_GC")["status"] == 503  # the device is going down
+        cl.close()
+        assert init.wait(60) == 0, ienv.init_log()
+        assert ienv.engine_pids() == []
+    finally:
+        ienv.cleanup()
+
+
+def _connect(path):
+    try:
+        return Client(path)
+    except OSError:
+        return None

@@ -66,6 +66,8 @@ static int buf_add(struct buf *b, const void *p, size_t n)
 
 static void buf_eat(struct buf *b, size_t n)
 {
+	if (!n)
+		return;
 	memmove(b->d, b->d + n, b->len - n);
 	b->len -= n;
 }
@@ -90,15 +92,19 @@ static int fdq_push(struct fdq *q, int fd)
  * NULL). */
 static int fdq_move(struct fdq *from, struct fdq *to, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	int rc = 0;
+	size_t i = 0;
+	for (; i < n && rc == 0; i++) {
 		if (!to)
 			close(from->v[i]);
-		else if (fdq_push(to, from->v[i]) < 0)
-			return -ENOMEM;
+		else if ((rc = fdq_push(to, from->v[i])) < 0)
+			break;
 	}
-	memmove(from->v, from->v + n, (from->n - n) * sizeof(int));
-	from->n -= n;
-	return 0;
+	/* what moved (or was closed) leaves from, so no fd is owned twice */
+	if (i)
+		memmove(from->v, from->v + i, (from->n - i) * sizeof(int));
+	from->n -= i;
+	return rc;
 }
 
 static void fdq_free(struct fdq *q)

@@ -320,7 +320,7 @@ def test_interface_filter(bus):
     s.sendall(call(7, IFACE, "/org/pantavisor/Example", "org.other.Secret", "Steal") +
               call(8, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                    "GetConnectionUnixUser", "s", sbody(me)))
-    e = w.message()
+    e = w.reply_to(7)
     assert e["type"] == 3 and e["fields"][5] == 7
     assert e["fields"][4] == "org.freedesktop.DBus.Error.AccessDenied"
     assert e["fields"][6] == me

@@ -142,6 +142,7 @@ struct dconn {
 	enum cstate cst;
 	bool p_msgs;  /* the provider side is past SASL */
 	size_t cneed; /* size of the consumer message being collected (0: unknown) */
+	size_t pneed; /* same for the provider side */
 	char *unique; /* the consumer's unique name (from the Hello reply) */
 	uint32_t serial;
 	bool c_eof, p_eof, closing, detached;
@@ -503,6 +504,7 @@ static int provider_process(struct dconn *c)
 		int need = dbus_message_demarshal_bytes_needed(c->pin.d, (int)c->pin.len);
 		if (need < 0)
 			return -EPROTO;
+		c->pneed = (size_t)need;
 		if (need == 0 || (size_t)need > c->pin.len)
 			return 0;
 		if (!c->unique) {
@@ -519,6 +521,7 @@ static int provider_process(struct dconn *c)
 		if (buf_add(&c->cout, c->pin.d, (size_t)need) < 0)
 			return -ENOMEM;
 		buf_eat(&c->pin, (size_t)need);
+		c->pneed = 0;
 	}
 	return 0;
 }
@@ -657,7 +660,8 @@ static bool want_consumer(const struct dconn *c)
 
 static bool want_provider(const struct dconn *c)
 {
-	return !c->p_eof && c->cout.len < BUF_LIMIT && c->pin.len < BUF_LIMIT * 2 + (1u << 27);
+	return !c->p_eof && c->cout.len < BUF_LIMIT &&
+	       (c->pin.len < BUF_LIMIT || c->pin.len < c->pneed);
 }
 
 /* rd: bit 0 the consumer is readable, bit 1 the provider is. */
@@ -706,7 +710,7 @@ static void conn_run(struct dconn *c, int rd)
 		}
 		if (!progress)
 			break;
-		rd = 3; /* more may be waiting now that buffers drained */
+		rd = 0; /* the level-triggered poll reports what is left to read */
 	}
 	int want[2] = {0, 0};
 	if (want_consumer(c))

@@ -373,3 +373,37 @@ def test_teardown_and_no_leak(bus):
     s.settimeout(5)
     assert s.recv(10) == b""
     s.close()
+
+
+def closed_by_peer(s):
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:  # closed with our bytes unread
+        return True
+
+
+def test_garbage_closes_only_that_connection(bus):
+    host_t, _ = set_iface(bus, "bad", "nobody", IFACE)
+    good = connect(host_t)
+    w, me = hello(good)
+    # no credentials NUL first: not D-Bus
+    s = connect(host_t)
+    s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    assert closed_by_peer(s)
+    s.close()
+    # an over-long SASL line
+    s = connect(host_t)
+    s.sendall(b"\0" + b"A" * (64 << 10))
+    assert closed_by_peer(s)
+    s.close()
+    # a corrupt message after BEGIN
+    s = connect(host_t)
+    w2, _ = hello(s)
+    s.sendall(b"x" * 64)
+    with pytest.raises((EOFError, ConnectionResetError)):
+        while True:
+            w2.message()
+    s.close()
+    # the other connection of the link is unaffected
+    assert bus_uid(good, w, me, serial=5) == 65534
+    good.close()

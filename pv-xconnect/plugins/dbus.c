@@ -804,9 +804,13 @@ static int dbus_add(struct pvx_link *l, struct pv_error *err)
 			    strcmp(iface, "dbus")
 			? iface
 			: NULL;
-	int rc = pvx_plumb_open_in_root(l->spec.provider_pid, l->spec.socket, &dl->provider, err);
+	/* The hosted bus (provider "_pv_", no pid) lives in our own root and uses our passwd. */
+	pid_t ppid = l->spec.provider_pid;
+	if (ppid <= 0 && l->spec.provider && !strcmp(l->spec.provider, PV_GRAPH_PROVIDER_HOSTED))
+		ppid = getpid();
+	int rc = pvx_plumb_open_in_root(ppid, l->spec.socket, &dl->provider, err);
 	if (rc == 0) {
-		role_ids(l->spec.provider_pid, l->spec.role, &dl->uid, &dl->gid);
+		role_ids(ppid, l->spec.role, &dl->uid, &dl->gid);
 		pvx_log(PVX_INFO, "link %s/%s: role %s -> uid %u, interface %s", l->spec.consumer,
 			l->spec.name, l->spec.role ? l->spec.role : "(none)", (unsigned)dl->uid,
 			dl->iface ? dl->iface : "(any)");

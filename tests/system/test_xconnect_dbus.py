@@ -411,3 +411,32 @@ def test_garbage_closes_only_that_connection(bus):
     # the other connection of the link is unaffected
     assert bus_uid(good, w, me, serial=5) == 65534
     good.close()
+
+
+def test_hosted_bus_provider_pv():
+    """The hosted bus: provider "_pv_" with no pid, socket in pv-xconnect's own root; roles
+    resolve in our own passwd."""
+    e = Env()
+    bus_proc = None
+    try:
+        sock = os.path.join(e.dir, "hosted.sock")
+        bus_proc = subprocess.Popen(["dbus-daemon", "--config-file=" + CONF,
+                                     "--address=unix:path=" + sock, "--nofork", "--nopidfile"],
+                                    stdout=e.log, stderr=e.log)
+        assert wait_for(lambda: os.path.exists(sock), 10)
+        cons = e.ns("cons")
+        e.start_daemon()
+        target = cons.root + "/run/dbus/system_bus_socket"
+        l = link("cons", cons.pid, "_pv_", 0, "system-bus", target, sock, type_="dbus",
+                 role="nobody")
+        e.engine.push([l])
+        assert e.engine.wait_state("cons", "system-bus", "up"), e.daemon_log()[-2000:]
+        s = connect(cons.path(target))
+        w, me = hello(s)
+        assert bus_uid(s, w, me) == 65534
+        s.close()
+    finally:
+        if bus_proc:
+            bus_proc.kill()
+            bus_proc.wait()
+        e.close()

@@ -440,7 +440,7 @@ static int consumer_process(struct dconn *c)
 		long nfds = -1;
 		DBusMessage *msg = dl->iface ? parse_msg(c->cin.d, len, &nfds) : NULL;
 		if (dl->iface && !msg)
-			return -EPROTO;
+			return -EINVAL;
 		bool pass = true;
 		if (msg) {
 			int t = dbus_message_get_type(msg);
@@ -497,7 +497,7 @@ static int provider_process(struct dconn *c)
 			}
 			char *e = memmem(c->pin.d, c->pin.len, "\r\n", 2);
 			if (!e)
-				return c->pin.len < LINE_MAX_LEN ? 0 : -EPROTO;
+				return c->pin.len < LINE_MAX_LEN ? 0 : -EBADMSG;
 			size_t n = (size_t)(e - c->pin.d) + 2;
 			if (buf_add(&c->cout, c->pin.d, n) < 0)
 				return -ENOMEM;
@@ -508,7 +508,7 @@ static int provider_process(struct dconn *c)
 			return 0;
 		int need = dbus_message_demarshal_bytes_needed(c->pin.d, (int)c->pin.len);
 		if (need < 0)
-			return -EPROTO;
+			return -EBADMSG;
 		c->pneed = (size_t)need;
 		if (need == 0 || (size_t)need > c->pin.len)
 			return 0;
@@ -570,7 +570,7 @@ static int fill(int fd, struct buf *b, struct fdq *q)
 		}
 	}
 	if (rc < 0 || (m.msg_flags & MSG_CTRUNC))
-		return rc < 0 ? rc : -EPROTO;
+		return rc < 0 ? rc : -EMSGSIZE;
 	if (n == 0)
 		return -1;
 	return buf_add(b, tmp, (size_t)n) < 0 ? -ENOMEM : 1;
@@ -672,9 +672,9 @@ static bool want_provider(const struct dconn *c)
 /* rd: bit 0 the consumer is readable, bit 1 the provider is. */
 static void conn_run(struct dconn *c, int rd)
 {
+	int rc = 0;
 	for (int pass = 0; pass < 8 && !c->closing; pass++) {
 		bool progress = false;
-		int rc;
 		if ((rd & 1) && want_consumer(c)) {
 			rc = fill(c->fd[0], &c->cin, &c->cin_fds);
 			if (rc == -1)
@@ -683,12 +683,12 @@ static void conn_run(struct dconn *c, int rd)
 				goto fail;
 			if (rc != 0)
 				progress = true;
-			if (rc == 1 && consumer_process(c) < 0)
+			if (rc == 1 && (rc = consumer_process(c)) < 0)
 				goto fail;
 		}
 		if (c->pout.len) {
 			size_t before = c->pout.len;
-			if (flush(c->fd[1], &c->pout, &c->pout_fds) < 0)
+			if ((rc = flush(c->fd[1], &c->pout, &c->pout_fds)) < 0)
 				goto fail;
 			progress = progress || c->pout.len != before;
 		}
@@ -700,12 +700,12 @@ static void conn_run(struct dconn *c, int rd)
 				goto fail;
 			if (rc != 0)
 				progress = true;
-			if (rc == 1 && provider_process(c) < 0)
+			if (rc == 1 && (rc = provider_process(c)) < 0)
 				goto fail;
 		}
 		if (c->cout.len) {
 			size_t before = c->cout.len;
-			if (flush(c->fd[0], &c->cout, &c->cout_fds) < 0)
+			if ((rc = flush(c->fd[0], &c->cout, &c->cout_fds)) < 0)
 				goto fail;
 			progress = progress || c->cout.len != before;
 		}
@@ -736,6 +736,9 @@ static void conn_run(struct dconn *c, int rd)
 		}
 	return;
 fail:
+	/* a protocol violation or a dead socket ends this connection only */
+	pvx_log(PVX_DEBUG, "link %s/%s: connection closed: %s", c->dl->l->spec.consumer,
+		c->dl->l->spec.name, strerror(rc < -1 ? -rc : EPIPE));
 	conn_close(c);
 }
 

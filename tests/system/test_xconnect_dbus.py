@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -440,3 +441,35 @@ def test_hosted_bus_provider_pv():
             bus_proc.kill()
             bus_proc.wait()
         e.close()
+
+
+def test_flooding_nonreading_consumer_bounded(bus):
+    push(bus, [("flood", "root")])
+    target = bus.cons.path(bus.cons.root + "/run/flood.sock")
+    base = bus.rss_kb()
+    s = connect(target)
+    w, me = hello(s)
+    # calls that each earn a reply, never read: the proxy must stop reading (backpressure)
+    batch = b"".join(call(1000 + i, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                          "org.freedesktop.DBus", "GetId") for i in range(1000))
+    s.setblocking(False)
+    sent, off = 0, 0
+    end = time.monotonic() + 3
+    while time.monotonic() < end and sent < (64 << 20):
+        try:
+            n = s.send(batch[off:])  # whole messages only: a partial send resumes
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        sent += n
+        off = (off + n) % len(batch)
+    rss = bus.rss_kb()
+    print("dbus flood: sent %d KiB, RSS %d -> %d KiB" % (sent >> 10, base, rss))
+    assert sent < (64 << 20)
+    assert rss - base < 8 * 1024
+    # other connections of the link still served
+    s2 = connect(target)
+    w2, me2 = hello(s2)
+    assert bus_uid(s2, w2, me2) == 0
+    s2.close()
+    s.close()

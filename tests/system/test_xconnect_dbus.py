@@ -473,3 +473,23 @@ def test_flooding_nonreading_consumer_bounded(bus):
     assert bus_uid(s2, w2, me2) == 0
     s2.close()
     s.close()
+
+
+def test_provider_restart_reestablishes(bus):
+    push(bus, [("rs", "nobody")])
+    target = bus.cons.path(bus.cons.root + "/run/rs.sock")
+    s = connect(target)
+    w, me = hello(s)
+    bus.bus.prov.kill()
+    bus.bus = Bus(bus)  # a new bus: new pid, new namespace, new socket
+    t0 = bus.engine.push([link("cons", bus.cons.pid, "busprov", bus.bus.prov.pid, "rs",
+                               bus.cons.root + "/run/rs.sock", bus.bus.sock, type_="dbus",
+                               role="nobody")])
+    assert bus.engine.wait_state("cons", "rs", "up", since=t0)
+    s.settimeout(5)
+    assert closed_by_peer(s)  # the old connection went with the old bus
+    s.close()
+    s = connect(target)
+    w, me = hello(s)
+    assert bus_uid(s, w, me) == 65534
+    s.close()

@@ -94,7 +94,7 @@ static int pidns_ino(int pid, ino_t *ino)
 /* Fallback when cgroups do not tell: same pid namespace as a running container's init. */
 static struct pv_ctr *by_pidns(struct pv_engine *e, int pid)
 {
-	ino_t mine, host, theirs;
+	ino_t mine = 0, host = 0, theirs = 0;
 	if (pidns_ino(pid, &mine) < 0 || (pidns_ino(getpid(), &host) == 0 && host == mine))
 		return NULL;
 	for (size_t i = 0; i < e->n_ctrs; i++)

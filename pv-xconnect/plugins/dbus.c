@@ -160,7 +160,7 @@ static void role_ids(pid_t ppid, const char *role, uid_t *uid, gid_t *gid)
 	char *end;
 	errno = 0;
 	unsigned long n = strtoul(role, &end, 10);
-	if (isdigit((unsigned char)role[0]) && !*end && !errno && n < NOBODY + 1u) {
+	if (isdigit((unsigned char)role[0]) && !*end && !errno && n < 0xffffffffUL) {
 		*uid = *gid = (uid_t)n;
 		return;
 	}
@@ -370,7 +370,7 @@ static int auth_line(struct dconn *c, const char *ln, size_t n)
 {
 	if (n >= 4 && !memcmp(ln, "AUTH", 4) && (n == 4 || ln[4] == ' ')) {
 		const char *mech = ln + 4;
-		while (*mech == ' ' && mech < ln + n)
+		while (mech < ln + n && *mech == ' ')
 			mech++;
 		size_t ml = 0;
 		while (mech + ml < ln + n && mech[ml] != ' ')

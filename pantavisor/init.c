@@ -237,6 +237,11 @@ static void spawn(struct init *in, struct daemon *d)
 		return;
 	}
 	if (pid == 0) {
+		/* own process group: a terminal's Ctrl-C (sent to the foreground group) reaches
+		 * init alone, which then stops the children in order; without this the engine,
+		 * pv-ctrl, pv-xconnect and every container process got SIGINT at once and raced
+		 * init's ordered shutdown (containers recovering while the engine stopped). */
+		setpgid(0, 0);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGPIPE, SIG_DFL);

@@ -7,12 +7,12 @@
 
 #include <stdint.h>
 
-#define PV_INITCTL_FD	     3 /* the engine's end, inherited across exec */
-#define PV_INITCTL_NAME_MAX  32
+#define PV_INITCTL_FD	       3 /* the engine's end, inherited across exec */
+#define PV_INITCTL_NAME_MAX    32
 #define PV_INITCTL_MAX_DAEMONS 8
 
 enum pv_initctl_op {
-	PV_INITCTL_REBOOT = 1,   /* ordered shutdown, then reboot (appengine: exit 0) */
+	PV_INITCTL_REBOOT = 1,	 /* ordered shutdown, then reboot (appengine: exit 0) */
 	PV_INITCTL_POWEROFF = 2, /* ordered shutdown, then power off (appengine: exit 3) */
 	PV_INITCTL_DAEMON_START = 3,
 	PV_INITCTL_DAEMON_STOP = 4,
@@ -26,7 +26,7 @@ struct pv_initctl_req {
 
 struct pv_initctl_daemon {
 	char name[PV_INITCTL_NAME_MAX];
-	int32_t pid;     /* 0 when not running */
+	int32_t pid;	  /* 0 when not running */
 	uint32_t respawn; /* 1 when init restarts it on exit */
 };
 

@@ -292,8 +292,16 @@ class Device:
             "procs": procs_with_env("PVTEST_ID", self.id),
         }
 
-    def assert_clean(self):
-        left = {k: v for k, v in self.leftovers().items() if v}
+    def assert_clean(self, settle=10.0):
+        """Nothing of this device is left. Loop devices use LO_FLAGS_AUTOCLEAR, which the kernel
+        honours asynchronously after the last unmount, so allow `settle` seconds for that; a
+        real leak still fails."""
+        deadline = time.monotonic() + settle
+        while True:
+            left = {k: v for k, v in self.leftovers().items() if v}
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert not left, "left behind by %s: %s" % (self.id, left)
 
 

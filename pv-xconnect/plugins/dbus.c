@@ -325,11 +325,20 @@ static DBusMessage *parse_msg(const char *m, size_t len, long *nfds)
 	return msg;
 }
 
-static bool iface_allowed(const struct dlink *dl, const char *iface)
+static bool iface_allowed(const struct dlink *dl, DBusMessage *msg)
 {
 	static const char *const basics[] = {DBUS_INTERFACE_DBUS, DBUS_INTERFACE_INTROSPECTABLE,
 					     DBUS_INTERFACE_PEER, DBUS_INTERFACE_PROPERTIES, NULL};
-	if (!dl->iface || !iface || !strcmp(iface, dl->iface))
+	const char *iface = dbus_message_get_interface(msg);
+	if (!dl->iface)
+		return true;
+	/* a call without INTERFACE may be dispatched by member name to any interface of the
+	 * service (libdbus matches it): only the bus driver itself may be called that way */
+	if (!iface) {
+		const char *dest = dbus_message_get_destination(msg);
+		return dest && !strcmp(dest, DBUS_SERVICE_DBUS);
+	}
+	if (!strcmp(iface, dl->iface))
 		return true;
 	for (size_t i = 0; basics[i]; i++)
 		if (!strcmp(iface, basics[i]))
@@ -344,7 +353,8 @@ static int deny_reply(struct dconn *c, DBusMessage *msg)
 	char text[512];
 	snprintf(text, sizeof(text), "pv-xconnect: link %s/%s allows interface %s only, not %s",
 		 c->dl->l->spec.consumer, c->dl->l->spec.name, c->dl->iface,
-		 dbus_message_get_interface(msg));
+		 dbus_message_get_interface(msg) ? dbus_message_get_interface(msg)
+						 : "a call without interface");
 	DBusMessage *e = dbus_message_new_error(msg, DBUS_ERROR_ACCESS_DENIED, text);
 	if (!e)
 		return -ENOMEM;
@@ -446,7 +456,7 @@ static int consumer_process(struct dconn *c)
 			int t = dbus_message_get_type(msg);
 			pass =
 			    (t != DBUS_MESSAGE_TYPE_METHOD_CALL && t != DBUS_MESSAGE_TYPE_SIGNAL) ||
-			    iface_allowed(dl, dbus_message_get_interface(msg));
+			    iface_allowed(dl, msg);
 		}
 		if (msg && (size_t)nfds > c->cin_fds.n) {
 			dbus_message_unref(msg);
@@ -464,7 +474,9 @@ static int consumer_process(struct dconn *c)
 				dl->l->spec.consumer, dl->l->spec.name,
 				dbus_message_get_type(msg) == DBUS_MESSAGE_TYPE_SIGNAL ? "signal"
 										       : "call",
-				dbus_message_get_interface(msg), dbus_message_get_member(msg),
+				dbus_message_get_interface(msg) ? dbus_message_get_interface(msg)
+								: "(no interface)",
+				dbus_message_get_member(msg),
 				dbus_message_get_destination(msg)
 				    ? dbus_message_get_destination(msg)
 				    : "(none)",

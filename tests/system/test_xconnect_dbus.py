@@ -331,6 +331,15 @@ def test_interface_filter(bus):
     assert e["fields"][6] == me
     r = w.reply_to(8)
     assert struct.unpack("<I", r["body"][:4])[0] == 65534
+    # a call with no INTERFACE header could be dispatched by member name to any interface of
+    # the service: refused too (only the bus driver may be called that way)
+    s.sendall(call(9, IFACE, "/org/pantavisor/Example", None, "Steal") +
+              call(10, "org.freedesktop.DBus", "/org/freedesktop/DBus", None, "GetId"))
+    e = w.reply_to(9)
+    assert e["type"] == 3 and e["fields"][4] == "org.freedesktop.DBus.Error.AccessDenied", e
+    r = w.reply_to(10)
+    # the proxy let it through: whatever the bus's own policy answers, it is not our denial
+    assert r["fields"].get(7) == "org.freedesktop.DBus" and b"allows interface" not in r["body"], r
     s.close()
 
 

@@ -386,18 +386,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct pv_error err = PV_ERROR_INIT;
-	if (config && pv_config_load_file(cfg, config, PV_CFG_PV_CONF, &err) < 0 && err.count)
+	if (pv_config_load_layers(cfg, config, cmdline, environ, &err) < 0 && err.count)
 		fprintf(stderr, "pv-ctrl: %s\n", pv_error_msg(&err));
 	pv_error_clear(&err);
-	if (cmdline)
-		pv_config_load_cmdline(cfg, cmdline);
-	pv_config_load_env(cfg, environ);
-
-	char sock_default[4096];
-	char *rd = strdup(rundir);
-	snprintf(sock_default, sizeof(sock_default), "%s/engine.sock", rd ? dirname(rd) : ".");
-	free(rd);
-	const char *cfg_sock = pv_config_get(cfg, "PV_ENGINE_SOCKET");
+	char *sock_from_cfg = pv_config_engine_socket(cfg, rundir);
 	int conn_timeout = pv_config_get_seconds(cfg, "PV_CTRL_CONNECTION_TIMEOUT", CONN_TIMEOUT_S);
 	int conn_limit = pv_config_get_int(cfg, "PV_CTRL_CONNECTION_LIMIT", CONN_LIMIT);
 	if (conn_timeout <= 0)
@@ -405,7 +397,11 @@ int main(int argc, char **argv)
 	if (conn_limit <= 0)
 		conn_limit = CONN_LIMIT;
 	if (!engine_sock)
-		engine_sock = cfg_sock && cfg_sock[0] ? cfg_sock : sock_default;
+		engine_sock = sock_from_cfg;
+	if (!engine_sock) {
+		fprintf(stderr, "pv-ctrl: out of memory\n");
+		return 1;
+	}
 
 	struct pv_ctrl ctrl = {0};
 	ctrl.rundir = strdup(rundir);
@@ -460,6 +456,7 @@ int main(int argc, char **argv)
 	free(ctrl.rundir);
 	free(ctrl.storage);
 	free(ctrl.objects_dir);
+	free(sock_from_cfg);
 	pv_config_free(cfg);
 	return 0;
 }

@@ -304,20 +304,7 @@ static char *engine_path(const struct opts *o, struct pv_config *cfg)
 {
 	if (o->engine_socket)
 		return strdup(o->engine_socket);
-	const char *v = pv_config_get(cfg, "PV_ENGINE_SOCKET");
-	if (v && *v)
-		return strdup(v);
-	const char *rundir = o->rundir;
-	if (!rundir)
-		rundir = pv_config_get(cfg, "PV_SYSTEM_RUNDIR");
-	char *copy = strdup(rundir && *rundir ? rundir : "/run/pantavisor/pv");
-	if (!copy)
-		return NULL;
-	char *out = NULL;
-	if (asprintf(&out, "%s/engine.sock", dirname(copy)) < 0)
-		out = NULL;
-	free(copy);
-	return out;
+	return pv_config_engine_socket(cfg, o->rundir);
 }
 
 struct app {
@@ -362,13 +349,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct pv_error err = PV_ERROR_INIT;
-	if (o.config && pv_config_load_file(cfg, o.config, PV_CFG_PV_CONF, &err) < 0 && err.count)
+	extern char **environ;
+	if (pv_config_load_layers(cfg, o.config, o.cmdline, environ, &err) < 0 && err.count)
 		pvx_log(PVX_WARN, "config %s: %s", o.config, pv_error_msg(&err));
 	pv_error_clear(&err);
-	if (o.cmdline)
-		pv_config_load_cmdline(cfg, o.cmdline);
-	extern char **environ;
-	pv_config_load_env(cfg, environ);
 	if (o.rundir)
 		pv_config_set(cfg, "PV_SYSTEM_RUNDIR", o.rundir, PV_CFG_ARGS);
 

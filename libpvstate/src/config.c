@@ -556,3 +556,41 @@ int pv_parse_seconds(const char *s, int *out)
 	}
 	return -EINVAL;
 }
+
+int pv_config_load_layers(struct pv_config *c, const char *file, const char *cmdline,
+			  char *const *envp, struct pv_error *err)
+{
+	int r = 0;
+	if (file) {
+		r = pv_config_load_file(c, file, PV_CFG_PV_CONF, err);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (cmdline)
+		pv_config_load_cmdline(c, cmdline);
+	if (envp)
+		pv_config_load_env(c, envp);
+	return r;
+}
+
+char *pv_config_engine_socket(const struct pv_config *c, const char *rundir)
+{
+	const char *v = pv_config_get(c, "PV_ENGINE_SOCKET");
+	if (v && *v)
+		return strdup(v);
+	if (!rundir || !*rundir)
+		rundir = pv_config_get(c, "PV_SYSTEM_RUNDIR");
+	if (!rundir || !*rundir)
+		rundir = "/run/pantavisor/pv";
+	const char *slash = strrchr(rundir, '/');
+	/* dirname without modifying or copying the caller's string */
+	size_t n = slash ? (size_t)(slash - rundir) : 0;
+	while (n > 1 && rundir[n - 1] == '/')
+		n--;
+	char *out = NULL;
+	if (!slash)
+		return strdup("./engine.sock");
+	if (asprintf(&out, "%.*s/engine.sock", (int)(n ? n : 0), n ? rundir : "") < 0)
+		return NULL;
+	return out;
+}

@@ -158,18 +158,10 @@ static int load_config(struct pv_engine *e, const char *file, const char *cmdlin
 	e->cfg = pv_config_new();
 	if (!e->cfg)
 		return -ENOMEM;
-	if (file) {
-		int r = pv_config_load_file(e->cfg, file, PV_CFG_PV_CONF, &err);
-		if (r < 0 && r != -ENOENT)
-			fprintf(stderr, "pv-engine: config %s: %s\n", file, pv_error_msg(&err));
-		else if (err.count)
-			for (size_t i = 0; i < err.count; i++)
-				fprintf(stderr, "pv-engine: %s\n", err.msgs[i]);
-		pv_error_clear(&err);
-	}
-	if (cmdline)
-		pv_config_load_cmdline(e->cfg, cmdline);
-	pv_config_load_env(e->cfg, environ);
+	pv_config_load_layers(e->cfg, file, cmdline, environ, &err);
+	for (size_t i = 0; i < err.count; i++)
+		fprintf(stderr, "pv-engine: config %s: %s\n", file, err.msgs[i]);
+	pv_error_clear(&err);
 	return 0;
 }
 
@@ -283,10 +275,7 @@ int main(int argc, char **argv)
 		return 1;
 	e->rundir = strdup(rundir);
 	e->storage = strdup(storage);
-	char *rd = strdup(rundir), sock[4096];
-	snprintf(sock, sizeof(sock), "%s/engine.sock", dirname(rd));
-	free(rd);
-	e->socket_path = cfg_path(e->cfg, "PV_ENGINE_SOCKET", sock);
+	e->socket_path = pv_config_engine_socket(e->cfg, rundir);
 	e->lxcpath = cfg_path(e->cfg, "PV_LXC_PATH", "/var/lib/lxc");
 	char def[4096];
 	snprintf(def, sizeof(def), "%s/logs", storage);

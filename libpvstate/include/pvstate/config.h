@@ -50,6 +50,16 @@ int pv_config_load_cmdline(struct pv_config *c, const char *cmdline);
 /* PV_* and PH_* variables of envp at PV_CFG_ENV. */
 int pv_config_load_env(struct pv_config *c, char *const *envp);
 
+/* The layers every daemon loads, lowest first: `file` (pv.conf level; may be NULL; a missing
+ * file is not an error), the kernel-style `cmdline` (may be NULL), then envp. Problems in the
+ * file are recorded in err (file:line); returns 0 or the file's -errno (never -ENOENT). */
+int pv_config_load_layers(struct pv_config *c, const char *file, const char *cmdline,
+			  char *const *envp, struct pv_error *err);
+/* The engine's private socket: PV_ENGINE_SOCKET when set, else "<dirname rundir>/engine.sock"
+ * (rundir NULL: PV_SYSTEM_RUNDIR). It sits beside the run dir, not in it, because the run dir is
+ * bound into containers. Caller frees; NULL on ENOMEM. */
+char *pv_config_engine_socket(const struct pv_config *c, const char *rundir);
+
 /* Value or NULL when never set and no default. */
 const char *pv_config_get(const struct pv_config *c, const char *key);
 int pv_config_get_int(const struct pv_config *c, const char *key, int fallback);

@@ -354,12 +354,43 @@ static void test_emit(void **st)
 	pv_config_free(c);
 }
 
+static void test_engine_socket_and_layers(void **state)
+{
+	(void)state;
+	struct pv_config *c = pv_config_new();
+	assert_non_null(c);
+	char *s = pv_config_engine_socket(c, "/run/pantavisor/pv");
+	assert_string_equal(s, "/run/pantavisor/engine.sock");
+	free(s);
+	s = pv_config_engine_socket(c, "/pv");
+	assert_string_equal(s, "/engine.sock");
+	free(s);
+	s = pv_config_engine_socket(c, NULL); /* falls back to PV_SYSTEM_RUNDIR's default */
+	assert_string_equal(s, "/run/pantavisor/engine.sock");
+	free(s);
+	/* a missing file is no error; cmdline and env still load, env above cmdline */
+	char *const envp[] = {"PV_ENGINE_SOCKET=/tmp/e.sock", NULL};
+	struct pv_error err = PV_ERROR_INIT;
+	assert_int_equal(pv_config_load_layers(c, "/nonexistent/pv.config",
+					       "pv_engine_socket=/tmp/k.sock", envp, &err),
+			 0);
+	assert_int_equal(err.count, 0);
+	s = pv_config_engine_socket(c, "/run/pantavisor/pv");
+	assert_string_equal(s, "/tmp/e.sock");
+	free(s);
+	pv_config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),	  cmocka_unit_test(test_precedence_every_order),
-	    cmocka_unit_test(test_file_syntax),	  cmocka_unit_test(test_aliases_cmdline_env),
-	    cmocka_unit_test(test_bool_duration), cmocka_unit_test(test_emit),
+	    cmocka_unit_test(test_engine_socket_and_layers),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_precedence_every_order),
+	    cmocka_unit_test(test_file_syntax),
+	    cmocka_unit_test(test_aliases_cmdline_env),
+	    cmocka_unit_test(test_bool_duration),
+	    cmocka_unit_test(test_emit),
 	    cmocka_unit_test(test_level_masks),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -62,8 +62,9 @@ struct pv_engine {
 	bool appengine;
 	char *rundir, *storage, *lxcpath, *socket_path, *logdir, *voldir, *confdir;
 	char *cmdline;
-	char rev[128];	    /* running revision */
-	char fallback[128]; /* revision to go back to when `rev` fails ("" = none) */
+	char rev[128];	      /* running revision */
+	char fallback[128];   /* revision to go back to when `rev` fails ("" = none) */
+	char update_rev[128]; /* revision of an update in flight ("" = none): GC keeps it */
 	bool have_state;
 	struct pv_state state;
 	struct pv_ctr *ctrs;

@@ -1,13 +1,18 @@
-/* Shared helpers of the pv-example-* programs (see pvex.h): logging, stop signals and Unix
- * sockets. The only mutable state is the program name and the stop flag, both set once. */
+/* Shared helpers of the pv-example-* programs (see pvex.h): logging, stop signals, the common
+ * command line and loops, Unix sockets, waiting for a node. Mutable state: program name, stop flag.
+ */
 #include "pvex.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -143,7 +148,7 @@ static int pvex_sockaddr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-int pvex_unix_listen(const char *path)
+static int unix_listen(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd, r;
@@ -165,6 +170,16 @@ int pvex_unix_listen(const char *path)
 		close(fd);
 		return r;
 	}
+	return fd;
+}
+
+int pvex_unix_listen(const char *path)
+{
+	char eb[128];
+	int fd = unix_listen(path);
+
+	if (fd < 0)
+		pvex_log("listen on %s: %s", path, pvex_errstr(-fd, eb, sizeof(eb)));
 	return fd;
 }
 
@@ -213,4 +228,280 @@ int pvex_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* --- command line -------------------------------------------------------------------------- */
+
+#define PVEX_MAX_OPTS 16
+
+static int cli_bad(const struct pvex_cli *cli, const char *name, const char *val)
+{
+	fprintf(stderr, "bad --%s '%s'\n", name, val);
+	fputs(cli->usage, stderr);
+	return 2;
+}
+
+/* Value of one extra option; returns -1 (fine) or the exit status of a usage error. */
+static int cli_extra(const struct pvex_cli *cli, const struct pvex_opt *x, const char *val)
+{
+	unsigned long n;
+
+	if (x->flag) {
+		*x->flag = true;
+	} else if (x->ms) {
+		if (pvex_parse_ms(val, x->ms) < 0)
+			return cli_bad(cli, x->name, val);
+	} else if (x->num) {
+		if (pvex_parse_uint(val, &n) < 0 || n < x->num_min || n > x->num_max)
+			return cli_bad(cli, x->name, val);
+		*x->num = n;
+	}
+	return -1;
+}
+
+int pvex_cli_parse(struct pvex_cli *cli, int argc, char **argv)
+{
+	struct option opts[PVEX_MAX_OPTS + 5];
+	char shorts[2 * PVEX_MAX_OPTS + 16];
+	const char *target = NULL;
+	size_t no = 0, ns = 0, nx = 0;
+	int o, idx, r;
+
+	/* Long options the example adds get codes above any char, so they never clash. */
+	opts[no++] = (struct option){cli->target_long, required_argument, NULL, cli->target_short};
+	shorts[ns++] = cli->target_short;
+	shorts[ns++] = ':';
+	if (cli->rounds) {
+		opts[no++] = (struct option){"interval", required_argument, NULL, 'i'};
+		opts[no++] = (struct option){"count", required_argument, NULL, 'n'};
+		memcpy(shorts + ns, "i:n:", 4);
+		ns += 4;
+	}
+	for (nx = 0; cli->extra && cli->extra[nx].name; nx++) {
+		const struct pvex_opt *x = &cli->extra[nx];
+		int has_arg = x->flag ? no_argument : required_argument;
+
+		if (nx == PVEX_MAX_OPTS)
+			abort(); /* a programming error in the example, not an input error */
+		opts[no++] = (struct option){x->name, has_arg, NULL,
+					     x->short_name ? x->short_name : 256 + (int)nx};
+		if (x->short_name) {
+			shorts[ns++] = x->short_name;
+			if (has_arg == required_argument)
+				shorts[ns++] = ':';
+		}
+	}
+	opts[no++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[no] = (struct option){NULL, 0, NULL, 0};
+	shorts[ns++] = 'h';
+	shorts[ns] = '\0';
+
+	while ((o = getopt_long(argc, argv, shorts, opts, &idx)) != -1) {
+		if (o == 'h') {
+			fputs(cli->usage, stdout);
+			return 0;
+		}
+		if (o == cli->target_short) {
+			target = optarg;
+			continue;
+		}
+		if (cli->rounds && o == 'i') {
+			if (pvex_parse_ms(optarg, &cli->interval_ms) < 0)
+				return cli_bad(cli, "interval", optarg);
+			continue;
+		}
+		if (cli->rounds && o == 'n') {
+			if (pvex_parse_uint(optarg, &cli->count) < 0)
+				return cli_bad(cli, "count", optarg);
+			continue;
+		}
+		for (size_t i = 0; i < nx; i++) {
+			const struct pvex_opt *x = &cli->extra[i];
+			if (o == (x->short_name ? x->short_name : 256 + (int)i)) {
+				r = cli_extra(cli, x, optarg);
+				if (r >= 0)
+					return r;
+				goto next;
+			}
+		}
+		/* getopt already said what was wrong ("unrecognized option", ...). */
+		fputs(cli->usage, stderr);
+		return 2;
+	next:;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "unexpected argument '%s'\n", argv[optind]);
+		fputs(cli->usage, stderr);
+		return 2;
+	}
+	cli->target = pvex_pick(target, cli->target_env, cli->target_default);
+	return -1;
+}
+
+/* --- loops --------------------------------------------------------------------------------- */
+
+int pvex_rounds(const struct pvex_cli *cli, pvex_round_fn round, void *ctx, const char *unit)
+{
+	unsigned long done = 0;
+	int r = 0;
+
+	while (!pvex_stopping() && (cli->count == 0 || done < cli->count)) {
+		r = round(ctx);
+		done++;
+		if (r > 0)
+			break;
+		if (cli->count == 0 || done < cli->count)
+			pvex_sleep_ms(cli->interval_ms);
+	}
+	pvex_log("stopped after %lu %s, last %s", done, unit, r == 0 ? "worked" : "failed");
+	return r > 0 ? r : r == 0 ? 0 : 1;
+}
+
+int pvex_client_loop(const struct pvex_cli *cli, pvex_exchange_fn exchange, void *ctx,
+		     const char *unit)
+{
+	unsigned long done = 0;
+	bool fresh = false;
+	char eb[128];
+	int fd = -1, r;
+
+	while (!pvex_stopping() && (cli->count == 0 || done < cli->count)) {
+		if (fd < 0) {
+			fd = pvex_unix_connect_retry(cli->target, 500);
+			if (fd == -EINTR)
+				break;
+			if (fd < 0) {
+				pvex_log("connect %s: %s", cli->target,
+					 pvex_errstr(-fd, eb, sizeof(eb)));
+				return 1;
+			}
+			fresh = true;
+			pvex_log("connected to %s", cli->target);
+		}
+		r = exchange(fd, fresh, ctx);
+		fresh = false;
+		if (r >= 0) {
+			done++;
+			if (r == 1) {
+				close(fd);
+				fd = -1;
+			}
+			if (cli->count && done >= cli->count)
+				break;
+			pvex_sleep_ms(cli->interval_ms);
+			continue;
+		}
+		if (pvex_stopping())
+			break;
+		/* The server or the proxy went away: say so and reconnect, as a container would. */
+		pvex_log("connection lost: %s; reconnecting", pvex_errstr(-r, eb, sizeof(eb)));
+		close(fd);
+		fd = -1;
+		pvex_sleep_ms(cli->interval_ms);
+	}
+	if (fd >= 0)
+		close(fd);
+	pvex_log("stopped after %lu %s", done, unit);
+	return cli->count && done < cli->count ? 1 : 0;
+}
+
+/* --- waiting for a path -------------------------------------------------------------------- */
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Watch the deepest existing directory on the way to path: creating /dev/dri and then card0 in
+ * it are both changes of a watched directory in turn. Returns the watch or -errno. */
+static int watch_nearest(int ifd, const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int wd;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	for (;;) {
+		slash = strrchr(dir, '/');
+		if (!slash)
+			return -EINVAL; /* a relative name: the caller re-checks by time only */
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		wd = inotify_add_watch(ifd, dir,
+				       IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |
+					   IN_MOVE_SELF | IN_ONLYDIR);
+		if (wd >= 0 || slash == dir)
+			return wd >= 0 ? wd : -errno;
+	}
+}
+
+int pvex_wait_path(const char *path, long timeout_ms, struct stat *st, long *waited_ms)
+{
+	/* Re-check at least this often even without an event (a watch on an overmounted or
+	 * replaced directory can stay silent). */
+	const long recheck_ms = 250;
+	long start = now_ms(), left;
+	char buf[4096], eb[128];
+	bool told = false;
+	int ifd, wd = -1, r;
+
+	*waited_ms = 0;
+	if (stat(path, st) == 0)
+		return 0;
+	if (errno != ENOENT && errno != ENOTDIR)
+		return -errno;
+	if (timeout_ms == 0)
+		return -ENOENT;
+	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	for (;;) {
+		if (ifd >= 0) {
+			if (wd >= 0)
+				inotify_rm_watch(ifd, wd);
+			wd = watch_nearest(ifd, path);
+		}
+		if (stat(path, st) == 0) {
+			r = 0;
+			break;
+		}
+		if (errno != ENOENT && errno != ENOTDIR) {
+			r = -errno;
+			break;
+		}
+		if (!told) {
+			if (timeout_ms > 0)
+				pvex_log("waiting up to %ld ms for %s: %s", timeout_ms, path,
+					 pvex_errstr(errno, eb, sizeof(eb)));
+			else
+				pvex_log("waiting for %s: %s", path,
+					 pvex_errstr(errno, eb, sizeof(eb)));
+			told = true;
+		}
+		left = timeout_ms < 0 ? recheck_ms : timeout_ms - (now_ms() - start);
+		if (left <= 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		if (pvex_stopping()) {
+			r = -EINTR;
+			break;
+		}
+		if (ifd >= 0) {
+			struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+			if (poll(&pfd, 1, (int)(left < recheck_ms ? left : recheck_ms)) > 0)
+				while (read(ifd, buf, sizeof(buf)) > 0)
+					; /* which event does not matter: stat decides */
+		} else {
+			pvex_sleep_ms(left < recheck_ms ? left : recheck_ms);
+		}
+	}
+	if (ifd >= 0)
+		close(ifd);
+	*waited_ms = now_ms() - start;
+	return r;
 }

@@ -1,31 +1,34 @@
 /* pv-example-dbus-client: calls org.pantavisor.Example.GetInfo on the bus xconnect injects and
  * logs each reply; with --expect-denied it also tries to own the name, which policy must refuse. */
 #include "pvex.h"
+#include "pvex_dbus.h"
 
-#include <dbus/dbus.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_ADDRESS	   "unix:path=/run/dbus/system_bus_socket"
-#define SERVICE_NAME	   "org.pantavisor.Example"
-#define OBJECT_PATH	   "/org/pantavisor/Example"
-#define INTERFACE_NAME	   "org.pantavisor.Example"
+#define DEFAULT_ADDRESS	   PVEX_DBUS_DEFAULT_ADDRESS
+#define SERVICE_NAME	   PVEX_DBUS_SERVICE
+#define OBJECT_PATH	   PVEX_DBUS_OBJECT
+#define INTERFACE_NAME	   PVEX_DBUS_INTERFACE
 #define CALL_TIMEOUT_MS	   5000
 #define EXIT_ATTACK_WORKED 3
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: pv-example-dbus-client [-a ADDRESS] [-i SECONDS] [-n COUNT] "
-		   "[--expect-denied]\n"
-		   "  -a, --address ADDR   bus address (env DBUS_SYSTEM_BUS_ADDRESS, "
-		   "default " DEFAULT_ADDRESS ")\n"
-		   "  -i, --interval SECS  between rounds (default 5; \"250ms\" works too)\n"
-		   "  -n, --count N        exit after N rounds (default: run forever)\n"
-		   "      --expect-denied  each round, first try to own " SERVICE_NAME "; exit "
-		   "3 if that works\n");
-}
+static const char usage[] =
+    "usage: pv-example-dbus-client [-a ADDRESS] [-i SECONDS] [-n COUNT] [--expect-denied]\n"
+    "  -a, --address ADDR   bus address (env DBUS_SYSTEM_BUS_ADDRESS, default " DEFAULT_ADDRESS
+    ")\n"
+    "  -i, --interval SECS  between rounds (default 5; \"250ms\" works too)\n"
+    "  -n, --count N        exit after N rounds (default: run forever)\n"
+    "      --expect-denied  each round, first try to own " SERVICE_NAME "; exit 3 if that "
+    "works\n";
+
+/* The connection (opened again after the bus went away) and what each round does. */
+struct client {
+	const char *address;
+	bool attacker;
+	DBusConnection *conn;
+};
 
 /* One refused call, logged the same way whatever was refused, so it is easy to find. */
 static void log_error(const char *what, const DBusError *err)
@@ -85,104 +88,51 @@ static void get_info(DBusConnection *conn)
 	dbus_message_unref(reply);
 }
 
-/* Open and register on the bus, retrying while the (injected) socket is not there yet. */
-static DBusConnection *bus_connect(const char *address)
+/* One round: (re)connect if needed, try the forbidden RequestName when asked to, call GetInfo.
+ * A refused or failed call is logged and is the round's answer, not an error of the program. */
+static int round_once(void *ctx)
 {
-	bool told = false;
-	DBusError err;
+	struct client *c = ctx;
 
-	dbus_error_init(&err);
-	while (!pvex_stopping()) {
-		DBusConnection *conn = dbus_connection_open_private(address, &err);
-		if (conn && dbus_bus_register(conn, &err))
-			return conn;
-		if (conn) {
-			dbus_connection_close(conn);
-			dbus_connection_unref(conn);
-		}
-		if (!told) {
-			pvex_log("waiting for the bus at %s: %s", address, err.message);
-			told = true;
-		}
-		dbus_error_free(&err);
-		pvex_sleep_ms(500);
+	if (!c->conn) {
+		c->conn = pvex_dbus_connect(c->address);
+		if (!c->conn)
+			return 0; /* stopped while waiting: nothing failed */
 	}
-	return NULL;
+	if (c->attacker && try_own(c->conn))
+		return EXIT_ATTACK_WORKED;
+	get_info(c->conn);
+	if (!dbus_connection_get_is_connected(c->conn)) {
+		/* The bus (or the proxy in front of it) went away: start over next round. */
+		pvex_log("disconnected from the bus; reconnecting");
+		pvex_dbus_close(c->conn);
+		c->conn = NULL;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"address", required_argument, NULL, 'a'}, {"interval", required_argument, NULL, 'i'},
-	    {"count", required_argument, NULL, 'n'},   {"expect-denied", no_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0}};
-	const char *addr_arg = NULL, *address;
-	unsigned long count = 0, rounds = 0;
-	long interval_ms = 5000;
-	bool attacker = false;
-	DBusConnection *conn = NULL;
-	int o, status = 0;
+	struct client c = {0};
+	const struct pvex_opt extra[] = {{.name = "expect-denied", .flag = &c.attacker},
+					 {.name = NULL}};
+	struct pvex_cli cli = {.usage = usage,
+			       .target_short = 'a',
+			       .target_long = "address",
+			       .target_env = "DBUS_SYSTEM_BUS_ADDRESS",
+			       .target_default = DEFAULT_ADDRESS,
+			       .rounds = true,
+			       .extra = extra,
+			       .interval_ms = 5000};
+	int r;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "a:i:n:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'a':
-			addr_arg = optarg;
-			break;
-		case 'i':
-			if (pvex_parse_ms(optarg, &interval_ms) < 0) {
-				fprintf(stderr, "bad --interval '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			if (pvex_parse_uint(optarg, &count) < 0) {
-				fprintf(stderr, "bad --count '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'd':
-			attacker = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	address = pvex_pick(addr_arg, "DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS);
-
-	while (!pvex_stopping() && (count == 0 || rounds < count)) {
-		if (!conn) {
-			conn = bus_connect(address);
-			if (!conn)
-				break;
-			dbus_connection_set_exit_on_disconnect(conn, FALSE);
-			pvex_log("connected to %s as %s", address, dbus_bus_get_unique_name(conn));
-		}
-		if (attacker && try_own(conn)) {
-			status = EXIT_ATTACK_WORKED;
-			break;
-		}
-		get_info(conn);
-		rounds++;
-		if (!dbus_connection_get_is_connected(conn)) {
-			/* The bus (or the proxy in front of it) went away: start over. */
-			pvex_log("disconnected from the bus; reconnecting");
-			/* A private connection must be closed before its last unref. */
-			dbus_connection_close(conn);
-			dbus_connection_unref(conn);
-			conn = NULL;
-		}
-		if (count == 0 || rounds < count)
-			pvex_sleep_ms(interval_ms);
-	}
-	if (conn) {
-		dbus_connection_close(conn);
-		dbus_connection_unref(conn);
-	}
-	pvex_log("stopped after %lu rounds", rounds);
-	return status;
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r >= 0)
+		return r;
+	c.address = cli.target;
+	r = pvex_rounds(&cli, round_once, &c, "rounds");
+	if (c.conn)
+		pvex_dbus_close(c.conn);
+	return r;
 }

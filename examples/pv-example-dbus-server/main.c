@@ -1,17 +1,16 @@
 /* pv-example-dbus-server: owns org.pantavisor.Example on the system bus and answers GetInfo with
  * the caller's unix uid as the bus daemon reports it (which is what xconnect's role maps). */
 #include "pvex.h"
+#include "pvex_dbus.h"
 
-#include <dbus/dbus.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_ADDRESS "unix:path=/run/dbus/system_bus_socket"
-#define SERVICE_NAME	"org.pantavisor.Example"
-#define OBJECT_PATH	"/org/pantavisor/Example"
-#define INTERFACE_NAME	"org.pantavisor.Example"
+#define DEFAULT_ADDRESS PVEX_DBUS_DEFAULT_ADDRESS
+#define SERVICE_NAME	PVEX_DBUS_SERVICE
+#define OBJECT_PATH	PVEX_DBUS_OBJECT
+#define INTERFACE_NAME	PVEX_DBUS_INTERFACE
 
 static const char introspection_xml[] = DBUS_INTROSPECT_1_0_XML_DOCTYPE_DECL_NODE
     "<node>\n"
@@ -23,13 +22,10 @@ static const char introspection_xml[] = DBUS_INTROSPECT_1_0_XML_DOCTYPE_DECL_NOD
     "  </interface>\n"
     "</node>\n";
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: pv-example-dbus-server [-a ADDRESS]\n"
-		   "  -a, --address ADDR  bus address (env DBUS_SYSTEM_BUS_ADDRESS, "
-		   "default " DEFAULT_ADDRESS ")\n"
-		   "Owns " SERVICE_NAME ", object " OBJECT_PATH ", method GetInfo -> string.\n");
-}
+static const char usage[] =
+    "usage: pv-example-dbus-server [-a ADDRESS]\n"
+    "  -a, --address ADDR  bus address (env DBUS_SYSTEM_BUS_ADDRESS, default " DEFAULT_ADDRESS ")\n"
+    "Owns " SERVICE_NAME ", object " OBJECT_PATH ", method GetInfo -> string.\n";
 
 /* Ask the bus which uid the sender connected as; -1 if the bus does not say. */
 static long sender_uid(DBusConnection *conn, const char *sender)
@@ -103,64 +99,27 @@ static DBusHandlerResult on_message(DBusConnection *conn, DBusMessage *msg, void
 	return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 }
 
-/* Open and register on the bus; the daemon may still be starting, so retry until it answers. */
-static DBusConnection *bus_connect(const char *address)
-{
-	bool told = false;
-	DBusError err;
-
-	dbus_error_init(&err);
-	while (!pvex_stopping()) {
-		DBusConnection *conn = dbus_connection_open_private(address, &err);
-		if (conn && dbus_bus_register(conn, &err))
-			return conn;
-		if (conn) {
-			dbus_connection_close(conn);
-			dbus_connection_unref(conn);
-		}
-		if (!told) {
-			pvex_log("waiting for the bus at %s: %s", address, err.message);
-			told = true;
-		}
-		dbus_error_free(&err);
-		pvex_sleep_ms(500);
-	}
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"address", required_argument, NULL, 'a'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
 	static const DBusObjectPathVTable vtable = {.message_function = on_message};
-	const char *addr_arg = NULL, *address;
+	struct pvex_cli cli = {.usage = usage,
+			       .target_short = 'a',
+			       .target_long = "address",
+			       .target_env = "DBUS_SYSTEM_BUS_ADDRESS",
+			       .target_default = DEFAULT_ADDRESS};
 	DBusConnection *conn;
 	DBusError err;
-	int o, r, status = 0;
+	int r, status = 0;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "a:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'a':
-			addr_arg = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	address = pvex_pick(addr_arg, "DBUS_SYSTEM_BUS_ADDRESS", DEFAULT_ADDRESS);
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r >= 0)
+		return r;
 
-	conn = bus_connect(address);
+	/* The daemon may still be starting: wait until it answers. */
+	conn = pvex_dbus_connect(cli.target);
 	if (!conn)
 		return pvex_stopping() ? 0 : 1;
-	/* Stay up when the bus goes away: report it and exit non-zero ourselves. */
-	dbus_connection_set_exit_on_disconnect(conn, FALSE);
-	pvex_log("connected to %s as %s", address, dbus_bus_get_unique_name(conn));
 
 	dbus_error_init(&err);
 	r = dbus_bus_request_name(conn, SERVICE_NAME, DBUS_NAME_FLAG_DO_NOT_QUEUE, &err);
@@ -170,8 +129,7 @@ int main(int argc, char **argv)
 		else
 			pvex_log("cannot own %s: another connection owns it", SERVICE_NAME);
 		dbus_error_free(&err);
-		dbus_connection_close(conn);
-		dbus_connection_unref(conn);
+		pvex_dbus_close(conn);
 		return 1;
 	}
 	if (!dbus_connection_register_object_path(conn, OBJECT_PATH, &vtable, NULL)) {
@@ -187,8 +145,7 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	dbus_connection_close(conn);
-	dbus_connection_unref(conn);
+	pvex_dbus_close(conn);
 	pvex_log("stopped");
 	return status;
 }

@@ -4,7 +4,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,15 @@ struct node {
 	mode_t mode;
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: pv-example-drm-provider [-d DIR] [-i SECONDS] [-n COUNT]\n"
-		   "  -d, --dir DIR         where the nodes are (env PV_EXAMPLE_DRM_DIR, "
-		   "default " DEFAULT_DIR ")\n"
-		   "  -i, --interval SECS   between scans (default 10)\n"
-		   "  -n, --count N         exit after N scans (default: run forever)\n"
-		   "      --mknod-missing   create card0 (226:0) and renderD128 (226:128) in DIR\n"
-		   "                        when absent (env PV_EXAMPLE_DRM_MKNOD=1), so a host\n"
-		   "                        without a GPU still has nodes to export\n");
-}
+static const char usage[] =
+    "usage: pv-example-drm-provider [-d DIR] [-i SECONDS] [-n COUNT] [--mknod-missing]\n"
+    "  -d, --dir DIR         where the nodes are (env PV_EXAMPLE_DRM_DIR, default " DEFAULT_DIR
+    ")\n"
+    "  -i, --interval SECS   between scans (default 10)\n"
+    "  -n, --count N         exit after N scans (default: run forever)\n"
+    "      --mknod-missing   create card0 (226:0) and renderD128 (226:128) in DIR\n"
+    "                        when absent (env PV_EXAMPLE_DRM_MKNOD=1), so a host\n"
+    "                        without a GPU still has nodes to export\n";
 
 /* On a machine without a GPU the export still needs nodes for xconnect to mirror: create them
  * with the kernel's fixed DRM numbers. Opening them then fails with ENXIO, which is the
@@ -110,48 +107,31 @@ static void log_node(const char *dir, const char *what, const struct node *x)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"dir", required_argument, NULL, 'd'},   {"interval", required_argument, NULL, 'i'},
-	    {"count", required_argument, NULL, 'n'}, {"mknod-missing", no_argument, NULL, 'm'},
-	    {"help", no_argument, NULL, 'h'},	     {NULL, 0, NULL, 0}};
-	struct node prev[MAX_NODES], cur[MAX_NODES];
-	const char *dir_arg = NULL, *dir;
-	unsigned long count = 0, scans = 0;
-	long interval_ms = 10000;
-	int nprev = -1, ncur, o, i, last_err = 0;
 	bool want_mknod = false;
+	const struct pvex_opt extra[] = {{.name = "mknod-missing", .flag = &want_mknod},
+					 {.name = NULL}};
+	struct pvex_cli cli = {.usage = usage,
+			       .target_short = 'd',
+			       .target_long = "dir",
+			       .target_env = "PV_EXAMPLE_DRM_DIR",
+			       .target_default = DEFAULT_DIR,
+			       .rounds = true,
+			       .extra = extra,
+			       .interval_ms = 10000};
+	struct node prev[MAX_NODES], cur[MAX_NODES];
+	unsigned long count, scans = 0;
+	long interval_ms;
+	const char *dir;
+	int nprev = -1, ncur, i, last_err = 0;
 	char eb[128];
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "d:i:n:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'd':
-			dir_arg = optarg;
-			break;
-		case 'i':
-			if (pvex_parse_ms(optarg, &interval_ms) < 0) {
-				fprintf(stderr, "bad --interval '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			if (pvex_parse_uint(optarg, &count) < 0) {
-				fprintf(stderr, "bad --count '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'm':
-			want_mknod = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	dir = pvex_pick(dir_arg, "PV_EXAMPLE_DRM_DIR", DEFAULT_DIR);
+	i = pvex_cli_parse(&cli, argc, argv);
+	if (i >= 0)
+		return i;
+	dir = cli.target;
+	count = cli.count;
+	interval_ms = cli.interval_ms;
 	if (want_mknod || strcmp(pvex_pick(NULL, "PV_EXAMPLE_DRM_MKNOD", "0"), "1") == 0)
 		mknod_missing(dir);
 

@@ -4,7 +4,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,8 @@
 /* One connection and the bytes received on it but not consumed yet. */
 struct conn {
 	int fd;
+	bool one_shot;	   /* --close: a new connection per request (Connection: close) */
+	unsigned long seq; /* request number, in the path */
 	size_t len;
 	char buf[16384];
 };
@@ -28,17 +29,12 @@ struct response {
 	char body[8192];
 };
 
-static void usage(FILE *f)
-{
-	fprintf(
-	    f,
-	    "usage: pv-example-rest-client [-s SOCKET] [-i SECONDS] [-n COUNT] [--close]\n"
-	    "  -s, --socket PATH     connect here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET
-	    ")\n"
-	    "  -i, --interval SECS   between requests (default 2; \"250ms\" works too)\n"
-	    "  -n, --count N         exit 0 after N responses (default: run forever)\n"
-	    "      --close           one connection per request instead of keep-alive\n");
-}
+static const char usage[] =
+    "usage: pv-example-rest-client [-s SOCKET] [-i SECONDS] [-n COUNT] [--close]\n"
+    "  -s, --socket PATH     connect here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET ")\n"
+    "  -i, --interval SECS   between requests (default 2; \"250ms\" works too)\n"
+    "  -n, --count N         exit 0 after N responses (default: run forever)\n"
+    "      --close           one connection per request instead of keep-alive\n";
 
 /* Read more bytes into c->buf, waiting at most REPLY_TIMEOUT_MS. Returns bytes read or -errno. */
 static int fill(struct conn *c)
@@ -118,104 +114,62 @@ static int read_response(struct conn *c, struct response *res)
 	return 0;
 }
 
+/* One GET and its response; the connection is finished when either side asked to close. */
+static int exchange(int fd, bool fresh, void *ctx)
+{
+	struct conn *c = ctx;
+	struct response res;
+	char req[256];
+	int r;
+
+	if (fresh) {
+		c->fd = fd;
+		c->len = 0;
+		c->buf[0] = '\0';
+	}
+	snprintf(req, sizeof(req),
+		 "GET /ping/%lu HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+		 "%s\r\n",
+		 ++c->seq, c->one_shot ? "Connection: close\r\n" : "");
+	r = pvex_write_all(c->fd, req, strlen(req));
+	if (r == 0)
+		r = read_response(c, &res);
+	if (r < 0)
+		return r;
+	pvex_log("response %d: %s", res.status, res.body);
+	if (c->one_shot)
+		return 1;
+	if (res.close) {
+		pvex_log("server closes the connection");
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'}, {"interval", required_argument, NULL, 'i'},
-	    {"count", required_argument, NULL, 'n'},  {"close", no_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
-	const char *sock_arg = NULL, *path;
-	unsigned long count = 0, done = 0, seq = 0;
-	long interval_ms = 2000;
-	bool one_shot = false; /* a new connection per request (Connection: close) */
-	struct conn *c;
-	struct response res;
-	char req[256], eb[128];
-	int o, r;
+	/* The buffers are too big to sit on a container init's stack comfortably. */
+	struct conn *c = calloc(1, sizeof(*c));
+	bool one_shot = false;
+	const struct pvex_opt extra[] = {{.name = "close", .flag = &one_shot}, {.name = NULL}};
+	struct pvex_cli cli = {.usage = usage,
+			       PVEX_CLI_SOCKET(DEFAULT_SOCKET),
+			       .rounds = true,
+			       .extra = extra,
+			       .interval_ms = 2000};
+	int r;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "s:i:n:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 's':
-			sock_arg = optarg;
-			break;
-		case 'i':
-			if (pvex_parse_ms(optarg, &interval_ms) < 0) {
-				fprintf(stderr, "bad --interval '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			if (pvex_parse_uint(optarg, &count) < 0) {
-				fprintf(stderr, "bad --count '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'c':
-			one_shot = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	path = pvex_pick(sock_arg, "PV_EXAMPLE_SOCKET", DEFAULT_SOCKET);
-	c = calloc(1, sizeof(*c));
 	if (!c) {
 		pvex_log("out of memory");
 		return 1;
 	}
-	c->fd = -1;
-
-	while (!pvex_stopping() && (count == 0 || done < count)) {
-		if (c->fd < 0) {
-			c->fd = pvex_unix_connect_retry(path, 500);
-			if (c->fd < 0) {
-				r = c->fd;
-				if (r == -EINTR)
-					break;
-				pvex_log("connect %s: %s", path, pvex_errstr(-r, eb, sizeof(eb)));
-				free(c);
-				return 1;
-			}
-			c->len = 0;
-			c->buf[0] = '\0';
-			pvex_log("connected to %s", path);
-		}
-		snprintf(req, sizeof(req),
-			 "GET /ping/%lu HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-			 "%s\r\n",
-			 ++seq, one_shot ? "Connection: close\r\n" : "");
-		r = pvex_write_all(c->fd, req, strlen(req));
-		if (r == 0)
-			r = read_response(c, &res);
-		if (r == 0) {
-			pvex_log("response %d: %s", res.status, res.body);
-			done++;
-			if (res.close || one_shot) {
-				if (!one_shot)
-					pvex_log("server closes the connection");
-				close(c->fd);
-				c->fd = -1;
-			}
-			if (count && done >= count)
-				break;
-			pvex_sleep_ms(interval_ms);
-			continue;
-		}
-		if (pvex_stopping())
-			break;
-		pvex_log("connection lost: %s; reconnecting", pvex_errstr(-r, eb, sizeof(eb)));
-		close(c->fd);
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r < 0) {
 		c->fd = -1;
-		pvex_sleep_ms(interval_ms);
+		c->one_shot = one_shot;
+		r = pvex_client_loop(&cli, exchange, c, "responses");
 	}
-	if (c->fd >= 0)
-		close(c->fd);
 	free(c);
-	pvex_log("stopped after %lu responses", done);
-	return count && done < count ? 1 : 0;
+	return r;
 }

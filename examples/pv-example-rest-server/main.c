@@ -3,7 +3,6 @@
 #include "pvex.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,15 +11,10 @@
 
 #define DEFAULT_SOCKET "/run/nm/api.sock"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: pv-example-rest-server [-s SOCKET]\n"
-		"  -s, --socket PATH  listen here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET
-		")\n"
-		"GET <any path> answers {\"client\": X-PV-Client, \"role\": X-PV-Role, \"path\": "
-		"path}.\n");
-}
+static const char usage[] =
+    "usage: pv-example-rest-server [-s SOCKET]\n"
+    "  -s, --socket PATH  listen here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET ")\n"
+    "GET <any path> answers {\"client\": X-PV-Client, \"role\": X-PV-Role, \"path\": path}.\n";
 
 /* Append s as a JSON value (a quoted, escaped string, or null) to out. This tiny emitter keeps
  * the example free of a JSON library: the only values are header strings and the URL path. */
@@ -114,36 +108,20 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **sock_ct
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	const char *sock_arg = NULL, *path;
+	struct pvex_cli cli = {.usage = usage, PVEX_CLI_SOCKET(DEFAULT_SOCKET)};
 	struct MHD_Daemon *d;
-	char eb[128];
-	int fd, o;
+	const char *path;
+	int fd, r;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 's':
-			sock_arg = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	path = pvex_pick(sock_arg, "PV_EXAMPLE_SOCKET", DEFAULT_SOCKET);
-
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r >= 0)
+		return r;
+	path = cli.target;
 	/* MHD only binds TCP itself; a Unix socket is bound here and handed over. */
 	fd = pvex_unix_listen(path);
-	if (fd < 0) {
-		pvex_log("listen on %s: %s", path, pvex_errstr(-fd, eb, sizeof(eb)));
+	if (fd < 0)
 		return 1;
-	}
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 			     on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
 			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,

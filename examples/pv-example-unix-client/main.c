@@ -3,7 +3,6 @@
 #include "pvex.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +16,18 @@
 struct conn {
 	int fd;
 	int passed_fd; /* an fd that arrived with the bytes, or -1 */
+	bool want_fd;  /* --ask-fd */
+	unsigned long seq;
 	size_t len;
 	char buf[4096];
 };
 
-static void usage(FILE *f)
-{
-	fprintf(
-	    f,
-	    "usage: pv-example-unix-client [-s SOCKET] [-i SECONDS] [-n COUNT] [--ask-fd]\n"
-	    "  -s, --socket PATH     connect here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET
-	    ")\n"
-	    "  -i, --interval SECS   between pings (default 2; \"250ms\" works too)\n"
-	    "  -n, --count N         exit 0 after N echoes (default: run forever)\n"
-	    "      --ask-fd          after connecting, ask the server for a passed fd\n");
-}
+static const char usage[] =
+    "usage: pv-example-unix-client [-s SOCKET] [-i SECONDS] [-n COUNT] [--ask-fd]\n"
+    "  -s, --socket PATH     connect here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET ")\n"
+    "  -i, --interval SECS   between pings (default 2; \"250ms\" works too)\n"
+    "  -n, --count N         exit 0 after N echoes (default: run forever)\n"
+    "      --ask-fd          after connecting, ask the server for a passed fd\n";
 
 /* Receive until a full line is buffered; keeps any SCM_RIGHTS fd that came along. Returns the
  * line length (line NUL-terminated in out) or -errno; -ETIMEDOUT if no answer in time. */
@@ -116,93 +112,48 @@ static int ask_fd(struct conn *c)
 	return 0;
 }
 
+/* One ping and its echo (after the fd question on a new connection, if asked for). */
+static int exchange(int fd, bool fresh, void *ctx)
+{
+	struct conn *c = ctx;
+	char line[4096], msg[64];
+	int r = 0;
+
+	if (fresh) {
+		c->fd = fd;
+		c->len = 0;
+		if (c->want_fd)
+			r = ask_fd(c);
+	}
+	if (r == 0) {
+		snprintf(msg, sizeof(msg), "ping %lu\n", ++c->seq);
+		r = pvex_write_all(c->fd, msg, strlen(msg));
+	}
+	if (r == 0)
+		r = read_line(c, line, sizeof(line));
+	if (r < 0)
+		return r;
+	pvex_log("echo: %s", line);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'}, {"interval", required_argument, NULL, 'i'},
-	    {"count", required_argument, NULL, 'n'},  {"ask-fd", no_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
-	const char *sock_arg = NULL, *path;
-	unsigned long count = 0, echoes = 0, seq = 0;
-	long interval_ms = 2000;
-	bool want_fd = false, fresh = false;
 	struct conn c = {.fd = -1, .passed_fd = -1};
-	char line[4096], msg[64], eb[128];
-	int o, r;
+	const struct pvex_opt extra[] = {{.name = "ask-fd", .flag = &c.want_fd}, {.name = NULL}};
+	struct pvex_cli cli = {.usage = usage,
+			       PVEX_CLI_SOCKET(DEFAULT_SOCKET),
+			       .rounds = true,
+			       .extra = extra,
+			       .interval_ms = 2000};
+	int r;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "s:i:n:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 's':
-			sock_arg = optarg;
-			break;
-		case 'i':
-			if (pvex_parse_ms(optarg, &interval_ms) < 0) {
-				fprintf(stderr, "bad --interval '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			if (pvex_parse_uint(optarg, &count) < 0) {
-				fprintf(stderr, "bad --count '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'f':
-			want_fd = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	path = pvex_pick(sock_arg, "PV_EXAMPLE_SOCKET", DEFAULT_SOCKET);
-
-	while (!pvex_stopping() && (count == 0 || echoes < count)) {
-		if (c.fd < 0) {
-			c.fd = pvex_unix_connect_retry(path, 500);
-			if (c.fd < 0) {
-				if (c.fd == -EINTR)
-					break;
-				pvex_log("connect %s: %s", path,
-					 pvex_errstr(-c.fd, eb, sizeof(eb)));
-				return 1;
-			}
-			c.len = 0;
-			fresh = true;
-			pvex_log("connected to %s", path);
-		}
-		r = want_fd && fresh ? ask_fd(&c) : 0;
-		fresh = false;
-		if (r == 0) {
-			snprintf(msg, sizeof(msg), "ping %lu\n", ++seq);
-			r = pvex_write_all(c.fd, msg, strlen(msg));
-		}
-		if (r == 0)
-			r = read_line(&c, line, sizeof(line));
-		if (r >= 0) {
-			pvex_log("echo: %s", line);
-			echoes++;
-			if (count && echoes >= count)
-				break;
-			pvex_sleep_ms(interval_ms);
-			continue;
-		}
-		if (pvex_stopping())
-			break;
-		/* The server or the proxy went away: say so and reconnect, as a container would. */
-		pvex_log("connection lost: %s; reconnecting", pvex_errstr(-r, eb, sizeof(eb)));
-		close(c.fd);
-		c.fd = -1;
-		pvex_sleep_ms(interval_ms);
-	}
-	if (c.fd >= 0)
-		close(c.fd);
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r >= 0)
+		return r;
+	r = pvex_client_loop(&cli, exchange, &c, "echoes");
 	if (c.passed_fd >= 0)
 		close(c.passed_fd);
-	pvex_log("stopped after %lu echoes", echoes);
-	return count && echoes < count ? 1 : 0;
+	return r;
 }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +24,10 @@ struct client {
 	char buf[LINE_MAX_LEN];
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: pv-example-unix-server [-s SOCKET]\n"
-		"  -s, --socket PATH  listen here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET
-		")\n"
-		"Echoes every line; a line \"FD?\" is answered with \"FD\" plus a pipe fd.\n");
-}
+static const char usage[] =
+    "usage: pv-example-unix-server [-s SOCKET]\n"
+    "  -s, --socket PATH  listen here (env PV_EXAMPLE_SOCKET, default " DEFAULT_SOCKET ")\n"
+    "Echoes every line; a line \"FD?\" is answered with \"FD\" plus a pipe fd.\n";
 
 /* Send "FD\n" with the read end of a pipe that already holds FD_PAYLOAD. */
 static int send_fd(int sock)
@@ -150,37 +145,22 @@ static void client_accept(int lfd, struct client *clients, unsigned *next_id)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	struct pvex_cli cli = {.usage = usage, PVEX_CLI_SOCKET(DEFAULT_SOCKET)};
 	struct client *clients;
 	struct pollfd pfd[MAX_CLIENTS + 1];
-	const char *sock_arg = NULL, *path;
+	const char *path;
 	unsigned next_id = 0;
 	char eb[128];
-	int lfd, o, i, r;
+	int lfd, i, r;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 's':
-			sock_arg = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	path = pvex_pick(sock_arg, "PV_EXAMPLE_SOCKET", DEFAULT_SOCKET);
-
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r >= 0)
+		return r;
+	path = cli.target;
 	lfd = pvex_unix_listen(path);
-	if (lfd < 0) {
-		pvex_log("listen on %s: %s", path, pvex_errstr(-lfd, eb, sizeof(eb)));
+	if (lfd < 0)
 		return 1;
-	}
 	clients = calloc(MAX_CLIENTS, sizeof(*clients));
 	if (!clients) {
 		pvex_log("out of memory");

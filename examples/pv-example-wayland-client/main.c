@@ -4,7 +4,6 @@
 #include "xdg-shell-client-protocol.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,14 +46,12 @@ struct app {
 	int want_width, want_height; /* size from the last toplevel configure (0: ours) */
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: pv-example-wayland-client [-d DISPLAY] [-f FRAMES] [--once]\n"
-		   "  -d, --display NAME  socket name or absolute path (env WAYLAND_DISPLAY, "
-		   "default " DEFAULT_DISPLAY ")\n"
-		   "  -f, --frames N      frames to present (default 60)\n"
-		   "      --once          exit after presenting them (default: keep the window)\n");
-}
+static const char usage[] =
+    "usage: pv-example-wayland-client [-d DISPLAY] [-f FRAMES] [--once]\n"
+    "  -d, --display NAME  socket name or absolute path (env WAYLAND_DISPLAY, "
+    "default " DEFAULT_DISPLAY ")\n"
+    "  -f, --frames N      frames to present (default 60)\n"
+    "      --once          exit after presenting them (default: keep the window)\n";
 
 static void wm_base_ping(void *data, struct xdg_wm_base *wm, uint32_t serial)
 {
@@ -391,42 +388,28 @@ static int session(struct app *a, unsigned frames, bool once)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"display", required_argument, NULL, 'd'},
-					     {"frames", required_argument, NULL, 'f'},
-					     {"once", no_argument, NULL, 'o'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	const char *disp_arg = NULL, *display;
 	unsigned long frames = 60;
 	bool once = false, told = false;
+	const struct pvex_opt extra[] = {
+	    {.name = "frames", .short_name = 'f', .num = &frames, .num_min = 1, .num_max = 1000000},
+	    {.name = "once", .flag = &once},
+	    {.name = NULL}};
+	struct pvex_cli cli = {.usage = usage,
+			       .target_short = 'd',
+			       .target_long = "display",
+			       .target_env = "WAYLAND_DISPLAY",
+			       .target_default = DEFAULT_DISPLAY,
+			       .extra = extra};
+	const char *display;
 	struct app a;
-	int o, r = 0;
+	int r;
 
 	pvex_init(argv[0]);
-	while ((o = getopt_long(argc, argv, "d:f:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'd':
-			disp_arg = optarg;
-			break;
-		case 'f':
-			if (pvex_parse_uint(optarg, &frames) < 0 || frames == 0 ||
-			    frames > 1000000) {
-				fprintf(stderr, "bad --frames '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'o':
-			once = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	display = pvex_pick(disp_arg, "WAYLAND_DISPLAY", DEFAULT_DISPLAY);
+	r = pvex_cli_parse(&cli, argc, argv);
+	if (r >= 0)
+		return r;
+	display = cli.target;
+	r = 0;
 
 	memset(&a, 0, sizeof(a));
 	while (!pvex_stopping()) {

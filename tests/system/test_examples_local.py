@@ -504,8 +504,60 @@ def test_drm_master_reports_which_call_failed(tmp):
     r = run([exe("pv-example-drm-master"), "-d", "/dev/null", "-n", "1"])
     assert r.returncode == 1
     assert "drmGetVersion /dev/null: ENOTTY" in r.stdout, r.stdout
-    r = run([exe("pv-example-drm-master"), "-d", os.path.join(tmp, "missing"), "-n", "1"])
-    assert r.returncode == 1 and ": ENOENT (" in r.stdout, r.stdout
+    # a node that never comes: the bounded wait ends, and the open reports ENOENT
+    missing = os.path.join(tmp, "missing")
+    t0 = time.monotonic()
+    r = run([exe("pv-example-drm-master"), "-d", missing, "-n", "1", "-w", "300ms"])
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stdout
+    assert f"waiting up to 300 ms for {missing}: ENOENT" in r.stdout, r.stdout
+    assert re.search(rf"{re.escape(missing)} still missing after (\d+) ms", r.stdout), r.stdout
+    assert f"open {missing}: ENOENT (" in r.stdout, r.stdout
+    assert 0.3 <= took < 5, took
+    # --wait 0: no wait at all
+    r = run([exe("pv-example-drm-render"), "-d", missing, "-n", "1", "-w", "0"])
+    assert r.returncode == 1 and "waiting" not in r.stdout, r.stdout
+    assert f"open {missing}: ENOENT (" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("prog,minor", [("pv-example-drm-master", 0),
+                                        ("pv-example-drm-render", 128)])
+def test_drm_consumer_waits_for_the_injected_node(tmp, procs, prog, minor):
+    """xconnect mknods the provider's node into the consumer after it started: the consumer
+    must wait for it (directory included), then report the node's numbers and what the open or
+    the driver answered, on its first query."""
+    if not drm_minor_free(minor):
+        minor = 63
+    dri = os.path.join(tmp, "dev", "dri")  # not there yet either
+    node = os.path.join(dri, "node")
+    p = procs.start("consumer", [exe(prog), "-d", node, "-i", "10", "-w", "20"], check=False)
+    wait_for(p.log, rf"waiting up to 20000 ms for {re.escape(node)}: ENOENT")
+    time.sleep(0.3)
+    os.makedirs(dri)
+    time.sleep(0.2)
+    os.mknod(node, 0o660 | stat.S_IFCHR, os.makedev(226, minor))
+    t0 = time.monotonic()
+    m = wait_for(p.log, rf"^{prog}: node {re.escape(node)}: char 226:{minor} mode \d+, "
+                 rf"appeared after (\d+) ms$", 5)
+    # inotify, not the 250 ms re-check alone, and not the 10 s interval
+    assert time.monotonic() - t0 < 2 and int(m.group(1)) >= 400
+    wait_for(p.log, rf"^{prog}: open {re.escape(node)}: (ENXIO|ENODEV) \(", 5)
+    assert "still missing" not in read(p.log)
+
+
+def test_cli_rejects_unknown_options_and_arguments():
+    for prog in ["pv-example-unix-server", "pv-example-rest-client", "pv-example-drm-master",
+                 "pv-example-wayland-client"]:
+        r = run([exe(prog), "--no-such-option"])
+        assert r.returncode == 2 and "usage: " + prog in r.stderr, (prog, r.stderr)
+        r = run([exe(prog), "stray"])
+        assert r.returncode == 2 and "unexpected argument 'stray'" in r.stderr, (prog, r.stderr)
+        r = run([exe(prog), "--help"])
+        assert r.returncode == 0 and r.stdout.startswith("usage: " + prog), (prog, r.stdout)
+    r = run([exe("pv-example-wayland-client"), "--frames", "0"])
+    assert r.returncode == 2 and "bad --frames '0'" in r.stderr, r.stderr
+    r = run([exe("pv-example-drm-render"), "--wait", "later"])
+    assert r.returncode == 2 and "bad --wait 'later'" in r.stderr, r.stderr
 
 
 def test_drm_provider_lists_and_creates_nodes(tmp):

@@ -103,6 +103,16 @@ static void establish(struct pvx_link *l)
 	}
 	bool pending = rc == -ENOENT || rc == -ECONNREFUSED || rc == -ESRCH;
 	const char *msg = err.count ? pv_error_msg(&err) : strerror(-rc);
+	if (rc == -EINPROGRESS) {
+		/* The plugin waits for the missing side itself (drm: inotify on the provider's
+		 * /dev/dri) and reports up or failure; link_remove undoes the wait. No timer. */
+		l->established = true;
+		l->attempts = 0;
+		pvx_log(PVX_INFO, "link %s/%s: %s (waiting for it)", s->consumer, s->name, msg);
+		set_state(l, PV_LINK_PENDING, msg);
+		pv_error_clear(&err);
+		return;
+	}
 	uint64_t delay = RETRY_FIRST_MS;
 	for (unsigned i = 0; i < l->attempts && delay < RETRY_MAX_MS; i++)
 		delay *= 2;
@@ -127,7 +137,11 @@ static void retry_cb(uv_timer_t *t)
 void pvx_link_report(struct pvx_link *l, enum pv_link_state state, const char *error)
 {
 	if (state == PV_LINK_UP) {
+		/* also how a link that was waiting (-EINPROGRESS from link_add) completes */
+		l->attempts = 0;
 		set_state(l, state, NULL);
+		pvx_log(PVX_INFO, "link %s/%s -> %s: up", l->spec.consumer, l->spec.name,
+			l->spec.provider);
 		return;
 	}
 	teardown(l);

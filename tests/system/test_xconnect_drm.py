@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -145,6 +146,57 @@ def test_pending_until_node_is_plugged(env, devcg):
     # and unplugged nodes don't survive the link's removal
     env.engine.push([])
     assert wait_for(lambda: not os.path.exists(cons.path(target)))
+
+
+@pytest.mark.parametrize("dir_first", [False, True])
+def test_hotplug_is_watched_not_polled(env, devcg, dir_first):
+    """The node appears long after the link went pending, when a backoff retry would be
+    seconds away: an inotify watch on the provider's /dev/dri (or on /dev, /, while those do
+    not exist yet) completes the link within ~100 ms of the mknod."""
+    prov = env.ns("prov")
+    card = prov.root + "/dev/dri/card0"
+    if dir_first:
+        os.makedirs(prov.path(prov.root + "/dev/dri"))
+    cons = consumer_in(env, devcg)
+    target = cons.root + "/dev/dri/card0"
+    env.start_daemon()
+    env.engine.push([drm_link(cons, prov, "drm-master", target, card)])
+    l = env.engine.wait_state("cons", "drm-master", "pending", 3)
+    assert l and card in l["error"], env.engine.status[-1:]
+    # retries would now be at ~1.5 s and ~3.1 s after the push
+    time.sleep(1.6)
+    assert not os.path.exists(cons.path(target))
+    t0 = time.monotonic()
+    make_node(prov, card, CARD0, 0o660)
+    assert wait_for(lambda: os.path.exists(cons.path(target)), 2, 0.0005)
+    dt = time.monotonic() - t0
+    print("hot-plug: node in the consumer %.1f ms after the mknod" % (dt * 1e3))
+    assert dt < 0.25, dt
+    assert env.engine.wait_state("cons", "drm-master", "up", 2)
+    assert "c 226:0 rwm" in devices_list(devcg)
+    assert "appeared after" in env.daemon_log()
+    # removing the link while it waits leaves nothing behind either
+    env.engine.push([])
+    assert wait_for(lambda: not os.path.exists(cons.path(target)))
+
+
+def test_waiting_link_removed_cleanly(env, devcg):
+    prov = env.ns("prov")
+    card = prov.root + "/dev/dri/card0"
+    cons = consumer_in(env, devcg)
+    target = cons.root + "/dev/dri/card0"
+    env.start_daemon()
+    fds0 = len(os.listdir("/proc/%d/fd" % env.daemon.pid))
+    for _ in range(20):
+        env.engine.push([drm_link(cons, prov, "drm-master", target, card)])
+        assert env.engine.wait_state("cons", "drm-master", "pending", 3)
+        env.engine.push([])
+        assert wait_for(lambda: env.engine.link_state("cons", "drm-master") is None)
+    # every inotify watch was closed with its link
+    assert wait_for(lambda: len(os.listdir("/proc/%d/fd" % env.daemon.pid)) <= fds0, 3)
+    make_node(prov, card, CARD0, 0o660)
+    time.sleep(0.2)
+    assert not os.path.exists(cons.path(target))
 
 
 def test_symlink_planted_at_dev_dri_is_refused(env, devcg):

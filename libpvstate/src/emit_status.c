@@ -172,6 +172,42 @@ char *pv_status_emit_progress(const char *status, const char *msg, int progress)
 	return print_free(o);
 }
 
+char *pv_status_emit_progress_logs(const char *status, const char *msg, int progress,
+				   const char *logs)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "status", status) ||
+	    !cJSON_AddStringToObject(o, "status-msg", msg ? msg : "") ||
+	    !cJSON_AddNumberToObject(o, "progress", progress) ||
+	    (logs && *logs && !cJSON_AddStringToObject(o, "logs", logs))) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return print_free(o);
+}
+
+int pv_status_parse_progress(const char *text, size_t len, char *status, size_t sn, char *msg,
+			     size_t mn)
+{
+	if (status && sn)
+		status[0] = '\0';
+	if (msg && mn)
+		msg[0] = '\0';
+	cJSON *o = text ? cJSON_ParseWithLength(text, len) : NULL;
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "status-msg");
+	int r = -EINVAL;
+	if (cJSON_IsObject(o) && cJSON_IsString(st)) {
+		if (status && sn)
+			snprintf(status, sn, "%s", st->valuestring);
+		if (msg && mn && cJSON_IsString(m))
+			snprintf(msg, mn, "%s", m->valuestring);
+		r = 0;
+	}
+	cJSON_Delete(o);
+	return r;
+}
+
 char *pv_status_emit_meta(const char *const *keys, const char *const *values, size_t n)
 {
 	cJSON *o = cJSON_CreateObject();

@@ -54,7 +54,8 @@ struct pv_ctr {
 	size_t n_mounts;
 };
 
-struct pv_ipc; /* ipc.c */
+struct pv_ipc;	  /* ipc.c */
+struct pv_update; /* update.c: the update in flight, NULL when none */
 
 struct pv_engine {
 	uv_loop_t *loop;
@@ -81,12 +82,19 @@ struct pv_engine {
 	uv_fs_event_t ctrl_watch;    /* rundir watch: re-link pv-ctrl for non-mgmt containers */
 	bool shutting_down, failing;
 	int exit_code;
+	char booted[128];	  /* the revision the bootloader (cmdline / env) chose */
+	bool load_bad_format;	  /* the last failed pv_revision_load failed to parse */
+	struct pv_update *update; /* update.c */
+	long log_rotate;	  /* pantavisor.log rotation size (bytes) */
+	int log_level;
 };
 
 /* main.c */
 void pv_engine_shutdown(struct pv_engine *e, int exit_code); /* stop all, exit with code */
 void pv_engine_wake(struct pv_engine *e); /* run the scheduler soon (next loop turn) */
 void pv_engine_fail(struct pv_engine *e, const char *why); /* steady-state failure: reboot */
+/* A reboot the engine chose (an update needs one): same path as pv_engine_fail, logged INFO. */
+void pv_engine_reboot(struct pv_engine *e, const char *why);
 uint64_t pv_now_ms(void);
 
 /* log.c: pantavisor.log lines `[pantavisor] <tsec> <LEVEL>\t -- [<module>]: <msg>`. */
@@ -113,6 +121,40 @@ char *pv_storage_trail_path(const char *storage, const char *rev, const char *ke
 
 /* revision.c */
 int pv_revision_load(struct pv_engine *e, const char *rev, struct pv_error *err);
+/* trails/<rev>/.pvr/json read and validated into *st (nothing verified on disk). */
+int pv_revision_parse(struct pv_engine *e, const char *rev, struct pv_state *st,
+		      struct pv_error *err);
+/* Object and json files of st in trails/<rev> (same inode, sha256 unless disabled). */
+int pv_revision_verify(struct pv_engine *e, const char *rev, const struct pv_state *st,
+		       struct pv_error *err);
+/* Makes *st (taken over, left empty) the running revision `rev` in memory. Containers named in
+ * keep carry over as they are (pid, mounts, status); every other old record is dropped, so its
+ * container must be stopped already; new ones are INSTALLED for the scheduler to start. */
+int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
+		     const char *const *keep, size_t n_keep);
+
+/* update.c: local updates (spec core 4): LOCAL_RUN install / decide / hot switch / try boot /
+ * commit / rollback, and their recovery after an engine restart or a reboot. */
+/* At start: true when this engine replaces one that died in this same boot (init respawn). */
+bool pv_update_session_begin(struct pv_engine *e);
+void pv_update_session_end(struct pv_engine *e); /* clean exit: the next start is a new boot */
+/* Same boot after a crash: the revision that was really running (trails/current and the update
+ * record), into rev; false when the booted one stands. */
+bool pv_update_running_rev(struct pv_engine *e, char *rev, size_t n);
+/* The try revision `rev` failed to load and the engine fell back: ERROR, pv_try cleared. */
+void pv_update_try_failed(struct pv_engine *e, const char *rev, bool bad_format);
+/* After the boot revision is loaded and running containers adopted: spec core 4.7. */
+void pv_update_resume(struct pv_engine *e, bool same_session);
+void pv_update_tick(struct pv_engine *e); /* every wake-up / second: advance the update */
+bool pv_update_active(const struct pv_engine *e);
+bool pv_update_is(const struct pv_engine *e, const char *rev); /* rev is the update in flight */
+/* A container failed (no recovery left) while an update is testing it: true when the update
+ * handles it (ERROR and rollback) instead of the steady-state failure path. */
+bool pv_update_container_failed(struct pv_ctr *c, const char *why);
+/* `command` ops LOCAL_RUN, LOCAL_RUN_COMMIT, MAKE_FACTORY (payload may be NULL). */
+char *pv_update_command(struct pv_engine *e, const struct pv_msg *m, const char *op,
+			const char *payload);
+void pv_update_free(struct pv_engine *e);
 
 /* volumes.c */
 int pv_volumes_mount(struct pv_ctr *c, struct pv_error *err);
@@ -139,6 +181,9 @@ void pv_watch_stop(struct pv_ctr *c);
 void pv_group_run(struct pv_engine *e);
 /* Status of group g as upstream computes it (lowest unachieved member, else READY). */
 enum pv_cstatus pv_group_status(const struct pv_engine *e, int g);
+/* Every container at its status goal: 1; some still on the way: 0; one timed out: -1 (*who =
+ * its name). Containers the user stopped before do not count. */
+int pv_group_goals(const struct pv_engine *e, const char **who);
 
 /* recovery.c */
 void pv_recovery_on_exit(struct pv_ctr *c);

@@ -58,6 +58,30 @@ enum pv_cstatus pv_group_status(const struct pv_engine *e, int g)
 	return low;
 }
 
+int pv_group_goals(const struct pv_engine *e, const char **who)
+{
+	int res = 1;
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_ctr *c = &e->ctrs[i];
+		enum goal_result g = goal_check(e, c);
+		if (g == GOAL_ACHIEVED)
+			continue;
+		if (g == GOAL_TIMEDOUT) {
+			if (who)
+				*who = c->spec->name;
+			return -1;
+		}
+		/* stopped on purpose before (API stop): not part of what the update tests */
+		if (c->status == PV_CS_STOPPED && c->user_stopped)
+			continue;
+		/* past the goal and not stopped (READY with goal STARTED) counts as reached */
+		if (g == GOAL_NONE && c->status <= PV_CS_READY)
+			continue;
+		res = 0;
+	}
+	return res;
+}
+
 /* Blocked while any container of an earlier group has not reached its goal (and not timed out). */
 static bool blocked(const struct pv_engine *e, const struct pv_ctr *c)
 {

@@ -12,6 +12,7 @@
 
 #include <lxc/lxccontainer.h>
 
+#include "bootenv.h"
 #include "engine.h"
 #include "initctl.h"
 #include "pvstate/fileio.h"
@@ -91,6 +92,7 @@ static void wake_cb(uv_timer_t *t)
 {
 	struct pv_engine *e = t->data;
 	pv_group_run(e);
+	pv_update_tick(e);
 	all_stopped_check(e);
 }
 
@@ -121,12 +123,12 @@ void pv_engine_shutdown(struct pv_engine *e, int exit_code)
 	shutdown_begin(e, exit_code);
 }
 
-void pv_engine_fail(struct pv_engine *e, const char *why)
+static void reboot(struct pv_engine *e, const char *why, enum pv_log_level lvl)
 {
 	if (e->failing || e->shutting_down)
 		return;
 	e->failing = true;
-	pv_log(PV_LOG_ERROR, "engine", "%s: rebooting", why);
+	pv_log(lvl, "engine", "%s: rebooting", why);
 	if (e->initctl_fd >= 0) {
 		int r = pv_initctl_request(e->initctl_fd, PV_INITCTL_REBOOT, NULL);
 		if (r == 0)
@@ -135,6 +137,16 @@ void pv_engine_fail(struct pv_engine *e, const char *why)
 		       strerror(-r));
 	}
 	shutdown_begin(e, PV_ENGINE_EXIT_REBOOT);
+}
+
+void pv_engine_fail(struct pv_engine *e, const char *why)
+{
+	reboot(e, why, PV_LOG_ERROR);
+}
+
+void pv_engine_reboot(struct pv_engine *e, const char *why)
+{
+	reboot(e, why, PV_LOG_INFO);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -148,6 +160,7 @@ static void tick_cb(uv_timer_t *t)
 {
 	/* group timeouts are time-driven: re-evaluate blocked groups once a second */
 	pv_group_run(t->data);
+	pv_update_tick(t->data); /* goal timeouts of an update in flight */
 	/* fallback for a missed watch event: a respawned pv-ctrl is reachable within a second */
 	pv_ctrlsock_refresh(t->data);
 }
@@ -165,23 +178,58 @@ static int load_config(struct pv_engine *e, const char *file, const char *cmdlin
 	return 0;
 }
 
-/* Boots rev; on failure logs every error and tries the fallback; none left = error state. */
-static void boot(struct pv_engine *e)
+/* pv_rev/pv_try as the bootloader passed them (cmdline words), else from its environment. */
+static void boot_words(struct pv_engine *e, char *out, size_t n)
 {
-	char rev[128], fallback[128];
+	const char *c = e->cmdline ? e->cmdline : "";
+	if (strstr(c, "pv_rev=") || strstr(c, "pv_try=")) {
+		snprintf(out, n, "%s", c);
+		return;
+	}
+	struct pv_bootenv b;
+	char rev[128] = "", try[128] = "";
+	const char *type = NULL;
+	if (pv_config_get_level(e->cfg, "PV_BOOTLOADER_TYPE") != PV_CFG_DEFAULT)
+		type = pv_config_get(e->cfg, "PV_BOOTLOADER_TYPE");
+	if (pv_bootenv_open(&b, e->storage, type, e->appengine, NULL) == 0) {
+		pv_bootenv_get(&b, "pv_rev", rev, sizeof(rev), NULL);
+		pv_bootenv_get(&b, "pv_try", try, sizeof(try), NULL);
+	}
+	snprintf(out, n, "pv_rev=%s pv_try=%s", rev, try);
+}
+
+/* Boots rev; on failure logs every error and tries the fallback; none left = error state. After
+ * an engine crash in the same boot the revision that was running (a hot update's) is loaded. */
+static bool boot(struct pv_engine *e)
+{
+	char rev[128], fallback[128], words[600], running[128];
 	struct pv_error err = PV_ERROR_INIT;
 
-	pv_storage_boot_revision(e->storage, e->cmdline, rev, sizeof(rev), fallback,
-				 sizeof(fallback));
+	boot_words(e, words, sizeof(words));
+	pv_storage_boot_revision(e->storage, words, rev, sizeof(rev), fallback, sizeof(fallback));
+	snprintf(e->booted, sizeof(e->booted), "%s", rev);
 	snprintf(e->rev, sizeof(e->rev), "%s", rev);
 	snprintf(e->fallback, sizeof(e->fallback), "%s", fallback);
-	long rot = parse_size(pv_config_get(e->cfg, "PV_LOG_DIR_MAXSIZE"), 10L << 20) / 4 / 5;
-	pv_log_open(e->logdir, rev, rot, log_level(e));
+	bool same = pv_update_session_begin(e);
+	e->log_rotate = parse_size(pv_config_get(e->cfg, "PV_LOG_DIR_MAXSIZE"), 10L << 20) / 4 / 5;
+	e->log_level = log_level(e);
+	if (same && pv_update_running_rev(e, running, sizeof(running))) {
+		pv_log_open(e->logdir, running, e->log_rotate, e->log_level);
+		pv_log(PV_LOG_WARN, "engine",
+		       "restarted in the same boot: revision %s was running (booted %s)", running,
+		       rev);
+		if (pv_revision_load(e, running, &err) == 0)
+			goto loaded;
+		pv_log_error(PV_LOG_ERROR, "revision", &err);
+		pv_error_clear(&err);
+	}
+	pv_log_open(e->logdir, rev, e->log_rotate, e->log_level);
 	pv_log(PV_LOG_INFO, "engine", "pv-engine %s mode, storage %s, booting revision %s%s%s",
 	       e->appengine ? "appengine" : "embedded", e->storage, rev,
 	       fallback[0] ? ", fallback " : "", fallback);
 
 	if (pv_revision_load(e, rev, &err) < 0) {
+		bool bad_format = e->load_bad_format;
 		pv_log(PV_LOG_ERROR, "revision",
 		       "revision %s is invalid; no container started:", rev);
 		pv_log_error(PV_LOG_ERROR, "revision", &err);
@@ -193,10 +241,10 @@ static void boot(struct pv_engine *e)
 				 rev);
 			pv_log(PV_LOG_ERROR, "engine", "%s: staying up with no containers",
 			       e->error);
-			return;
+			return same;
 		}
 		pv_log(PV_LOG_WARN, "revision", "falling back to revision %s", fallback);
-		pv_log_open(e->logdir, fallback, rot, log_level(e));
+		pv_log_open(e->logdir, fallback, e->log_rotate, e->log_level);
 		e->fallback[0] = '\0';
 		if (pv_revision_load(e, fallback, &err) < 0) {
 			pv_log_error(PV_LOG_ERROR, "revision", &err);
@@ -205,17 +253,19 @@ static void boot(struct pv_engine *e)
 				 "revisions %s and %s both failed validation", rev, fallback);
 			pv_log(PV_LOG_ERROR, "engine", "%s: staying up with no containers",
 			       e->error);
-			return;
+			return same;
 		}
+		snprintf(e->fallback, sizeof(e->fallback), "%s", fallback);
+		/* the try revision is marked failed and pv_try cleared: it is not tried again */
+		pv_update_try_failed(e, rev, bad_format);
 	}
+loaded:
 	if (pv_storage_set_current(e->storage, e->rev, &err) < 0)
-		pv_log_error(PV_LOG_WARN, "storage", &err);
-	/* the factory revision is committed without testing */
-	if (!strcmp(e->rev, "0") && pv_storage_mark_done(e->storage, e->rev, &err) < 0)
 		pv_log_error(PV_LOG_WARN, "storage", &err);
 	pv_error_clear(&err);
 	pv_log(PV_LOG_INFO, "revision", "revision %s loaded: %zu containers, %zu groups", e->rev,
 	       e->n_ctrs, e->state.n_groups);
+	return same;
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -302,12 +352,9 @@ int main(int argc, char **argv)
 	uv_signal_start(&e->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&e->sigint, signal_cb, SIGINT);
 
-	boot(e);
+	bool same_session = boot(e);
 	for (size_t i = 0; i < e->n_ctrs; i++) {
 		struct pv_ctr *c = &e->ctrs[i];
-		uv_timer_init(e->loop, &c->timer);
-		c->timer.data = c;
-		c->helper_fd = -1;
 		/* engine restart: containers still running under the lxcpath are kept */
 		if (!pv_container_adopt(c)) {
 			pv_volumes_adopt(c); /* stale mounts of a dead container: clean first */
@@ -320,6 +367,7 @@ int main(int argc, char **argv)
 		pv_error_clear(&err);
 	}
 	pv_meta_sync(e);
+	pv_update_resume(e, same_session);
 	pv_graph_update(e);
 	if (pv_ctrlsock_watch(e) < 0)
 		pv_log(PV_LOG_WARN, "ctrlsock",
@@ -330,6 +378,8 @@ int main(int argc, char **argv)
 	uv_run(e->loop, UV_RUN_DEFAULT);
 
 	pv_ipc_stop(e);
+	/* an orderly exit: the next engine start is a new boot, not a crash recovery */
+	pv_update_session_end(e);
 	for (size_t i = 0; i < e->n_ctrs; i++)
 		pv_watch_stop(&e->ctrs[i]);
 	/* close every handle and let their close callbacks free what they own */
@@ -338,6 +388,7 @@ int main(int argc, char **argv)
 	uv_loop_close(e->loop);
 	pv_log(PV_LOG_INFO, "engine", "exit %d", e->exit_code);
 	pv_log_close();
+	pv_update_free(e);
 	if (e->have_state)
 		pv_state_free(&e->state);
 	free(e->ctrs);

@@ -1,5 +1,5 @@
-/* ops_commands.c: the `command` op (POST /commands): reboot / power off through init, RUN_GC;
- * one command at a time; update commands are not implemented yet (501). */
+/* ops_commands.c: the `command` op (POST /commands): reboot / power off through init, RUN_GC,
+ * the update commands (update.c); one command at a time, none while an update runs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +8,9 @@
 #include "engine.h"
 #include "initctl.h"
 
-static const char *const not_yet[] = {"LOCAL_RUN",	 "LOCAL_RUN_COMMIT", "MAKE_FACTORY",
-				      "UPDATE_METADATA", "ENABLE_SSH",	     "DISABLE_SSH",
-				      "GO_REMOTE",	 "DEFER_REBOOT",     "UNCLAIM",
-				      "TRY_ONCE",	 "LOCAL_APPLY",	     "XCONNECT_GRAPH"};
+static const char *const not_yet[] = {"UPDATE_METADATA", "ENABLE_SSH",	 "DISABLE_SSH",
+				      "GO_REMOTE",	 "DEFER_REBOOT", "UNCLAIM",
+				      "TRY_ONCE",	 "LOCAL_APPLY",	 "XCONNECT_GRAPH"};
 
 struct power_req {
 	uv_timer_t t;
@@ -50,6 +49,18 @@ char *pv_op_command(struct pv_engine *e, const struct pv_msg *m)
 	char msg[160];
 	if (pv_msg_arg_str(m, "op", &op) < 0 || !op)
 		return pv_msg_reply_error(m->id, 400, "command: args.op needed");
+	if (!strcmp(op, "LOCAL_RUN") || !strcmp(op, "LOCAL_RUN_COMMIT") ||
+	    !strcmp(op, "MAKE_FACTORY")) {
+		const char *payload = NULL;
+		pv_msg_arg_str(m, "payload", &payload);
+		return pv_update_command(e, m, op, payload);
+	}
+	/* reboot / power off would cut an update short (spec core 8.2) */
+	if (pv_update_active(e) &&
+	    (!strcmp(op, "REBOOT_DEVICE") || !strcmp(op, "POWEROFF_DEVICE"))) {
+		snprintf(msg, sizeof(msg), "%s: update in progress", op);
+		return pv_msg_reply_error(m->id, 503, msg);
+	}
 	if (e->cmd_busy || e->shutting_down)
 		return pv_msg_reply_error(m->id, 503, "command: another command is running");
 	if (!strcmp(op, "RUN_GC")) {

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crashpoint.h"
 #include "engine.h"
 #include "pvstate/fileio.h"
 #include "pvstate/status.h"
@@ -207,7 +208,7 @@ char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m)
 		snprintf(msg, sizeof(msg), "step %s: only locals/<name> revisions can be put", rev);
 		return pv_msg_reply_error(m->id, 400, msg);
 	}
-	if (!strcmp(rev, e->rev) || !strcmp(rev, e->fallback)) {
+	if (!strcmp(rev, e->rev) || !strcmp(rev, e->fallback) || pv_update_is(e, rev)) {
 		snprintf(msg, sizeof(msg), "step %s: is the running or committed revision", rev);
 		return pv_msg_reply_error(m->id, 409, msg);
 	}
@@ -233,6 +234,7 @@ char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m)
 		reply = pv_op_reply_errors(m, 500, &err);
 		goto out;
 	}
+	pv_crashpoint("step-stored");
 	struct pv_state_opts o;
 	struct pv_state s;
 	char source[200];

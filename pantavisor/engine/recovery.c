@@ -1,5 +1,6 @@
 /* recovery.c: what happens when a container's init exits: auto_recovery (always / on-failure,
- * max_retries, retry_delay * backoff_factor^(n-1), reset_window, backoff_policy) or failure. */
+ * max_retries, retry_delay * backoff_factor^(n-1), reset_window, backoff_policy) or failure
+ * (during an update: the update fails and rolls back). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,7 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 	struct pv_engine *e = c->e;
 	const struct pv_auto_recovery *ar = &c->spec->auto_recovery;
 	const char *name = c->spec->name;
+	bool was_starting = c->status <= PV_CS_STARTING; /* a failed start, not an exit */
 
 	pv_volumes_umount(c);
 	/* the staged _config copy is made fresh at each start (upstream removes it on stop too) */
@@ -77,6 +79,15 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 		uv_timer_start(&c->timer, retry_cb, (uint64_t)(delay * 1000), 0);
 		return;
 	}
+	/* during an update's INPROGRESS/TESTING a container with no recovery left fails the
+	 * update (ERROR, rollback) whatever its backoff or restart policy says (spec core 4.6) */
+	char failure[300];
+	snprintf(failure, sizeof(failure), "container %s %s%s (%s/%s/%s/lxc/)", name,
+		 was_starting ? "failed to start" : "exited without being asked to stop",
+		 recover ? " and auto_recovery retries are exhausted" : "", e->logdir, e->rev,
+		 name);
+	if (pv_update_container_failed(c, failure))
+		return;
 	if (recover) {
 		pv_log(PV_LOG_ERROR, "recovery",
 		       "%s: exited; max_retries %d exhausted (backoff %s)", name, ar->max_retries,

@@ -66,6 +66,13 @@ char *pv_status_emit_steps(const struct pv_status_step *s, size_t n);
 
 /* Progress JSON of spec §4.2 without downloads/logs: {"status","status-msg","progress"}. */
 char *pv_status_emit_progress(const char *status, const char *msg, int progress);
+/* The same with "logs" (why an update failed, for the user; NULL or "" = no member). */
+char *pv_status_emit_progress_logs(const char *status, const char *msg, int progress,
+				   const char *logs);
+/* Reads "status" and "status-msg" of a stored progress JSON (len bytes). 0, or -EINVAL when it
+ * is not an object with a string "status" (status/msg are then ""). Either out may be NULL. */
+int pv_status_parse_progress(const char *text, size_t len, char *status, size_t sn, char *msg,
+			     size_t mn);
 /* true when text (len bytes) is one JSON object (a stored progress file worth serving). */
 bool pv_status_is_json_object(const char *text, size_t len);
 

@@ -380,6 +380,9 @@ static int gc_run(struct pv_engine *e, int64_t *reclaimed, struct pv_error *err)
 	char **revs = list_revs(e->storage, &n_revs);
 	for (size_t i = 0; i < n_revs; i++) {
 		const char *why = keep_why(&keep, revs[i]);
+		/* the update being installed (worker thread) or tested, before pv_try names it */
+		if (!why && pv_update_is(e, revs[i]))
+			why = "update in flight";
 		if (why) {
 			pv_log(PV_LOG_INFO, "gc", "kept revision %s: %s", revs[i], why);
 			char *text = NULL;

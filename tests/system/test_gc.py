@@ -1,6 +1,7 @@
 # test_gc.py: the garbage collector (spec core §3.3) through pv-ctrl against the real engine: which
 # trails, logs, revision disks and objects go and which stay, `reclaimed` = bytes the storage got
-# back, symlinks never followed, PV_STORAGE_GC_KEEP_FACTORY, a broken boot env removes nothing.
+# back, symlinks never followed, PV_STORAGE_GC_KEEP_FACTORY, a broken boot env removes nothing,
+# and GC after two real hot updates keeps the committed and the latest, running containers untouched.
 import hashlib
 import http.client
 import json
@@ -279,3 +280,44 @@ def test_gc_broken_boot_env_removes_nothing(device, store):
     assert store.files().keys() == before.keys()
     assert os.path.isdir(store.p("trails", "locals", "b"))
     pvtest.stop(engine)
+
+
+def test_gc_after_two_hot_updates(device):
+    """Real local updates through pv-appengine: after 0 -> locals/g1 -> locals/g2 (both hot,
+    UPDATED: pv_rev stays 0, pv_try names the latest), GC removes locals/g1 and its own objects,
+    keeps 0 and locals/g2, and the running containers are not touched."""
+    import update_env as ue
+    ud = ue.UpdateDevice(device, n=2, commit_delay=1)
+    ud.start()
+    c0, c1 = ud.name(0), ud.name(1)
+    r1 = ud.rev0.copy()
+    r1.ctrs[c1].mark = "g1"
+    p, tl, reply = ud.update("g1", r1)
+    assert p["status"] == "UPDATED", (p, tl, reply, ud.diag())
+    g1_state, g1_objs = r1.build()
+    g1_conf = g1_state["%s/lxc.container.conf" % c1]
+    r2 = r1.copy()
+    r2.ctrs[c1].mark = "g2"
+    p, tl, reply = ud.update("g2", r2)
+    assert p["status"] == "UPDATED", (p, tl, reply, ud.diag())
+    assert ud.wait_running(r2, 30), ud.diag()
+    env = ud.bootenv()
+    assert env.get("pv_try") == "locals/g2" and env.get("pv_rev", "0") in ("", "0"), env
+    pids = ud.pids()
+
+    st, body = request(ud.ctrl_sock, "POST", "/storage/gc")
+    assert st == 200, body
+    assert json.loads(body)["reclaimed"] > 0
+    trails = os.path.join(ud.storage, "trails")
+    assert sorted(os.listdir(os.path.join(trails, "locals"))) == ["g2"]
+    assert os.path.isdir(os.path.join(trails, "0"))
+    objs = set(os.listdir(os.path.join(ud.storage, "objects")))
+    assert g1_conf not in objs
+    for rev in (ud.rev0, r2):
+        state, _ = rev.build()
+        for k, v in state.items():
+            if isinstance(v, str) and not k.startswith("#"):
+                assert v in objs, k
+    # nothing running was disturbed
+    assert ud.pids() == pids and ud.matches(r2), ud.diag()
+    ud.stop()

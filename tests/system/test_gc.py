@@ -282,6 +282,28 @@ def test_gc_broken_boot_env_removes_nothing(device, store):
     pvtest.stop(engine)
 
 
+def test_gc_leaves_mount_points(device, store):
+    """A filesystem mounted inside a removed revision (a revision volume still mounted) is not
+    entered: its files survive, the rest of the revision goes."""
+    mnt = store.p("disks", "rev", "locals", "b", "app", "mnt")
+    os.makedirs(mnt)
+    pvtest.run(["mount", "-t", "tmpfs", "-o", "size=1m", "gcmnt", mnt])
+    with open(os.path.join(mnt, "inside"), "w") as f:
+        f.write("on the mounted fs\n")
+    store.bootenv(b"pv_rev=1\0\0")
+    engine, csock = start(device, "pv_rev=1")
+    st, body = request(csock, "POST", "/storage/gc")
+    assert st == 200, body
+    assert open(os.path.join(mnt, "inside")).read() == "on the mounted fs\n"
+    assert not os.path.lexists(store.p("trails", "locals", "b"))
+    assert not os.path.lexists(store.p("disks", "rev", "locals", "b", "app", "data"))
+    assert not os.path.lexists(store.p("logs", "locals", "b"))
+    log = pvtest.read_log(engine)
+    assert "a mount point: left alone" in log, log[-3000:]
+    pvtest.run(["umount", mnt])
+    pvtest.stop(engine)
+
+
 def test_gc_after_two_hot_updates(device):
     """Real local updates through pv-appengine: after 0 -> locals/g1 -> locals/g2 (both hot,
     UPDATED: pv_rev stays 0, pv_try names the latest), GC removes locals/g1 and its own objects,

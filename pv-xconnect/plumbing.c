@@ -10,7 +10,13 @@
  * Why no plain paths: a consumer owns its file system and may plant symlinks anywhere. Every
  * component is walked with openat2(RESOLVE_NO_SYMLINKS) from the namespace root, new entries are
  * created relative to the directory fd, and the provider side is resolved with
- * RESOLVE_IN_ROOT inside /proc/<pid>/root so an absolute symlink stays inside that root. */
+ * RESOLVE_IN_ROOT inside /proc/<pid>/root so an absolute symlink stays inside that root.
+ *
+ * Device grants: cgroup v1 gets a devices.allow line. cgroup v2 has no such file: access is
+ * decided by BPF_PROG_TYPE_CGROUP_DEVICE programs attached along the consumer's cgroup path (LXC
+ * builds one from its rules). Each attached program is replaced, atomically (BPF_F_REPLACE), by
+ * a copy of itself behind a short prefix that allows the injected node; see pvx_plumb_cgroup_allow
+ * for why this and not liblxc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,12 +30,15 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/bpf.h>
+#include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
 
@@ -547,8 +556,9 @@ int pvx_plumb_mknod(pid_t provider_pid, const char *node_path, pid_t consumer_pi
 				      major(st.st_rdev), minor(st.st_rdev), err);
 }
 
-/* The consumer's cgroup v1 devices hierarchy path, or -ENOENT when it only has cgroup v2. */
-static int devices_cgroup(pid_t pid, char *out, size_t len)
+/* The consumer's cgroup path in hierarchy `want` of /proc/<pid>/cgroup: a v1 controller name
+ * ("devices"), or "" for the v2 line ("0::/path"). -ENOENT when there is none. */
+static int proc_cgroup(pid_t pid, const char *want, char *out, size_t len)
 {
 	char p[64], line[1024];
 	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)pid);
@@ -556,55 +566,295 @@ static int devices_cgroup(pid_t pid, char *out, size_t len)
 	if (!f)
 		return -errno;
 	int rc = -ENOENT;
-	while (fgets(line, sizeof(line), f)) {
-		/* "4:devices:/lxc/name" */
+	while (rc == -ENOENT && fgets(line, sizeof(line), f)) {
+		/* "4:devices:/lxc/name" or "0::/lxc.payload.name" */
 		char *c1 = strchr(line, ':');
 		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (!c2)
 			continue;
 		*c2 = '\0';
-		bool has = false;
-		for (char *s = NULL, *t = strtok_r(c1 + 1, ",", &s); t; t = strtok_r(NULL, ",", &s))
-			has = has || !strcmp(t, "devices");
+		/* v2: hierarchy 0 with no controller list */
+		bool has = !*want && c1 == line + 1 && line[0] == '0' && c2 == c1 + 1;
+		for (char *sv = NULL, *t = *want ? strtok_r(c1 + 1, ",", &sv) : NULL; t;
+		     t = strtok_r(NULL, ",", &sv))
+			has = has || !strcmp(t, want);
 		if (!has)
 			continue;
 		char *path = c2 + 1;
 		path[strcspn(path, "\n")] = '\0';
 		snprintf(out, len, "%s", path);
 		rc = 0;
-		break;
 	}
 	fclose(f);
 	return rc;
 }
 
-int pvx_plumb_cgroup_allow(pid_t pid, char type, unsigned maj, unsigned min, struct pv_error *err)
+static int cgroup_v1_allow(pid_t pid, const char *cg, const char *rule, struct pv_error *err)
 {
-	char cg[512];
-	int rc = devices_cgroup(pid, cg, sizeof(cg));
-	if (rc == -ENOENT)
-		/* cgroup v2 only: device access is an eBPF program owned by the container's
-		 * runtime (LXC swaps its program when asked through its monitor); we don't
-		 * replace it here. See docs/xconnect.md. */
-		return pv_error_set(
-		    err, -EOPNOTSUPP,
-		    "pid %d: no cgroup v1 devices controller; v2 grant not supported", (int)pid);
-	if (rc < 0)
-		return pv_error_set(err, rc, "pid %d: read cgroup: %s", (int)pid, strerror(-rc));
 	if (!strcmp(cg, "/"))
 		return 0; /* the root devices cgroup allows everything */
-	char p[PATH_MAX], rule[64];
+	char p[PATH_MAX];
 	if (strstr(cg, "..") ||
 	    snprintf(p, sizeof(p), "/sys/fs/cgroup/devices%s/devices.allow", cg) >= (int)sizeof(p))
 		return pv_error_set(err, -EINVAL, "pid %d: odd cgroup path `%s`", (int)pid, cg);
-	int n = snprintf(rule, sizeof(rule), "%c %u:%u rwm", type, maj, min);
 	int fd = open(p, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return pv_error_set(err, -errno, "open %s: %s", p, strerror(errno));
-	rc = write(fd, rule, (size_t)n) == n ? 0 : -errno;
+	size_t n = strlen(rule);
+	int rc = write(fd, rule, n) == (ssize_t)n ? 0 : -errno;
 	close(fd);
 	if (rc < 0)
 		return pv_error_set(err, rc, "%s: write `%s`: %s", p, rule, strerror(-rc));
+	return 0;
+}
+
+/* ---- cgroup v2: device programs ---- */
+
+#define GRANT_INSNS 9
+#define MAX_PROGS   64
+
+static int sys_bpf(int cmd, union bpf_attr *attr)
+{
+	int rc = (int)syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+	return rc < 0 ? -errno : rc;
+}
+
+static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
+{
+	return (struct bpf_insn){
+	    .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
+}
+
+/* "allow this one node, else go on": the prefix put in front of a device program. r1 is the
+ * context (struct bpf_cgroup_dev_ctx) and is left untouched for the program that follows. */
+static void grant_block(struct bpf_insn *b, uint32_t type, uint32_t maj, uint32_t min)
+{
+	const uint8_t ldxw = BPF_LDX | BPF_MEM | BPF_W, jne = BPF_JMP | BPF_JNE | BPF_K;
+	b[0] =
+	    insn(ldxw, BPF_REG_2, BPF_REG_1, offsetof(struct bpf_cgroup_dev_ctx, access_type), 0);
+	b[1] = insn(BPF_ALU | BPF_AND | BPF_K, BPF_REG_2, 0, 0, 0xffff); /* the device type */
+	b[2] = insn(jne, BPF_REG_2, 0, 6, (int32_t)type);
+	b[3] = insn(ldxw, BPF_REG_2, BPF_REG_1, offsetof(struct bpf_cgroup_dev_ctx, major), 0);
+	b[4] = insn(jne, BPF_REG_2, 0, 4, (int32_t)maj);
+	b[5] = insn(ldxw, BPF_REG_2, BPF_REG_1, offsetof(struct bpf_cgroup_dev_ctx, minor), 0);
+	b[6] = insn(jne, BPF_REG_2, 0, 2, (int32_t)min);
+	b[7] = insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
+	b[8] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+}
+
+/* true when one of the grant blocks at the start of prog is already this one */
+static bool has_grant(const struct bpf_insn *prog, size_t n, const struct bpf_insn *want)
+{
+	struct bpf_insn probe[GRANT_INSNS];
+	for (size_t at = 0; at + GRANT_INSNS <= n; at += GRANT_INSNS) {
+		const struct bpf_insn *b = prog + at;
+		grant_block(probe, (uint32_t)b[2].imm, (uint32_t)b[4].imm, (uint32_t)b[6].imm);
+		if (memcmp(probe, b, sizeof(probe)))
+			return false; /* past our prefix: the runtime's own program */
+		if (!memcmp(b, want, sizeof(probe)))
+			return true;
+	}
+	return false;
+}
+
+/* The instructions of a loaded program, as the kernel keeps them (what bpftool dumps). */
+static int prog_insns(int pfd, struct bpf_insn **out, size_t *n)
+{
+	struct bpf_prog_info info = {0};
+	union bpf_attr a = {0};
+	a.info.bpf_fd = (uint32_t)pfd;
+	a.info.info_len = sizeof(info);
+	a.info.info = (uint64_t)(uintptr_t)&info;
+	int rc = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
+	if (rc < 0)
+		return rc;
+	size_t len = info.xlated_prog_len;
+	if (!len || len % sizeof(struct bpf_insn))
+		return -EPERM; /* not dumpable for us */
+	struct bpf_insn *v = malloc(len);
+	if (!v)
+		return -ENOMEM;
+	memset(&info, 0, sizeof(info));
+	info.xlated_prog_len = (uint32_t)len;
+	info.xlated_prog_insns = (uint64_t)(uintptr_t)v;
+	memset(&a, 0, sizeof(a));
+	a.info.bpf_fd = (uint32_t)pfd;
+	a.info.info_len = sizeof(info);
+	a.info.info = (uint64_t)(uintptr_t)&info;
+	rc = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
+	if (rc < 0 || info.xlated_prog_len != len) {
+		free(v);
+		return rc < 0 ? rc : -EAGAIN;
+	}
+	*out = v;
+	*n = len / sizeof(struct bpf_insn);
+	return 0;
+}
+
+/* Replaces device program pfd attached at cgfd (with flags) by grant + itself. */
+static int extend_prog(int cgfd, int pfd, uint32_t flags, const struct bpf_insn *grant,
+		       const char *where, struct pv_error *err)
+{
+	struct bpf_insn *old = NULL;
+	size_t n = 0;
+	int rc = prog_insns(pfd, &old, &n);
+	if (rc < 0)
+		return pv_error_set(err, rc, "%s: read device program: %s", where, strerror(-rc));
+	if (has_grant(old, n, grant)) {
+		free(old);
+		return 0;
+	}
+	/* A copy only works for self-contained programs: the dump of a helper call or a map
+	 * reference holds kernel values, not something that can be loaded again. */
+	for (size_t i = 0; i < n; i++)
+		if (old[i].code == (BPF_JMP | BPF_CALL) ||
+		    old[i].code == (BPF_LD | BPF_IMM | BPF_DW)) {
+			free(old);
+			return pv_error_set(err, -EOPNOTSUPP,
+					    "%s: device program uses helpers or maps: cannot add "
+					    "a grant to it",
+					    where);
+		}
+	struct bpf_insn *prog = malloc((n + GRANT_INSNS) * sizeof(*prog));
+	if (!prog) {
+		free(old);
+		return pv_error_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(prog, grant, GRANT_INSNS * sizeof(*prog));
+	memcpy(prog + GRANT_INSNS, old, n * sizeof(*prog));
+	free(old);
+	char log[4096] = "";
+	union bpf_attr a = {0};
+	a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	a.insn_cnt = (uint32_t)(n + GRANT_INSNS);
+	a.insns = (uint64_t)(uintptr_t)prog;
+	a.license = (uint64_t)(uintptr_t) "GPL";
+	int nfd = sys_bpf(BPF_PROG_LOAD, &a);
+	if (nfd < 0 && nfd != -ENOMEM && nfd != -EPERM) {
+		/* again with the verifier's log, for the message (a full log is -ENOSPC, so it is
+		 * not asked for when the load works) */
+		a.log_level = 1;
+		a.log_size = sizeof(log);
+		a.log_buf = (uint64_t)(uintptr_t)log;
+		int again = sys_bpf(BPF_PROG_LOAD, &a);
+		if (again >= 0)
+			close(again);
+		log[sizeof(log) - 1] = '\0';
+	}
+	free(prog);
+	if (nfd < 0)
+		return pv_error_set(err, nfd, "%s: load extended device program: %s %s", where,
+				    strerror(-nfd), log);
+	memset(&a, 0, sizeof(a));
+	a.target_fd = (uint32_t)cgfd;
+	a.attach_bpf_fd = (uint32_t)nfd;
+	a.attach_type = BPF_CGROUP_DEVICE;
+	if (flags & BPF_F_ALLOW_MULTI) {
+		/* in place of the old one, same position in the list, no moment without it */
+		a.attach_flags = BPF_F_ALLOW_MULTI | BPF_F_REPLACE;
+		a.replace_bpf_fd = (uint32_t)pfd;
+	} else {
+		a.attach_flags = flags; /* a single program is swapped by attaching another */
+	}
+	rc = sys_bpf(BPF_PROG_ATTACH, &a);
+	close(nfd);
+	if (rc < 0)
+		return pv_error_set(err, rc, "%s: attach extended device program: %s", where,
+				    strerror(-rc));
+	return 0;
+}
+
+/* Extends every device program attached along the cgroup path (every one of them must allow
+ * an access). No program anywhere: v2 restricts nothing, nothing to do. */
+static int cgroup_v2_allow(pid_t pid, const char *mnt, const char *cg, uint32_t type, unsigned maj,
+			   unsigned min, struct pv_error *err)
+{
+	char path[PATH_MAX];
+	if (!strcmp(cg, "/"))
+		cg = ""; /* the mount point is the root cgroup */
+	if (strstr(cg, "..") || snprintf(path, sizeof(path), "%s%s", mnt, cg) >= (int)sizeof(path))
+		return pv_error_set(err, -EINVAL, "pid %d: odd cgroup path `%s`", (int)pid, cg);
+	struct bpf_insn grant[GRANT_INSNS];
+	grant_block(grant, type, maj, min);
+	size_t root_len = strlen(mnt);
+	for (;;) {
+		int cgfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cgfd < 0)
+			return pv_error_set(err, -errno, "open %s: %s", path, strerror(errno));
+		uint32_t ids[MAX_PROGS];
+		union bpf_attr a = {0};
+		a.query.target_fd = (uint32_t)cgfd;
+		a.query.attach_type = BPF_CGROUP_DEVICE;
+		a.query.prog_ids = (uint64_t)(uintptr_t)ids;
+		a.query.prog_cnt = MAX_PROGS;
+		int rc = sys_bpf(BPF_PROG_QUERY, &a);
+		if (rc < 0) {
+			close(cgfd);
+			return pv_error_set(err, rc, "%s: query device programs: %s", path,
+					    strerror(-rc));
+		}
+		for (uint32_t i = 0; i < a.query.prog_cnt && rc == 0; i++) {
+			union bpf_attr g = {0};
+			g.prog_id = ids[i];
+			int pfd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &g);
+			if (pfd == -ENOENT)
+				continue; /* detached meanwhile */
+			if (pfd < 0) {
+				rc = pv_error_set(err, pfd, "%s: device program %u: %s", path,
+						  ids[i], strerror(-pfd));
+				break;
+			}
+			rc = extend_prog(cgfd, pfd, a.query.attach_flags, grant, path, err);
+			close(pfd);
+		}
+		close(cgfd);
+		if (rc < 0)
+			return rc;
+		char *slash = strrchr(path, '/');
+		if (strlen(path) <= root_len || !slash || (size_t)(slash - path) < root_len)
+			return 0;
+		*slash = '\0'; /* up one level, the mount point last */
+	}
+}
+
+/* Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup (unified), or
+ * /sys/fs/cgroup/unified (hybrid), or nowhere. */
+static const char *cgroup2_mount(void)
+{
+	static const char *const cands[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified", NULL};
+	for (size_t i = 0; cands[i]; i++) {
+		struct statfs sf;
+		if (statfs(cands[i], &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+			return cands[i];
+	}
+	return NULL;
+}
+
+/* Why not liblxc's set_cgroup_item("devices.allow") on the running container: pv-xconnect
+ * would need liblxc, the container's name and the engine's lxcpath, and it would only work
+ * for consumers LXC runs through a live monitor. Extending the attached programs works for any
+ * runtime. The cost: a runtime that rebuilds its program later (a new devices rule through
+ * LXC) drops our prefix; the node then fails with EPERM until the link is re-established. */
+int pvx_plumb_cgroup_allow(pid_t pid, char type, unsigned maj, unsigned min, struct pv_error *err)
+{
+	char cg[512], rule[64];
+	snprintf(rule, sizeof(rule), "%c %u:%u rwm", type, maj, min);
+	int rc = proc_cgroup(pid, "devices", cg, sizeof(cg));
+	if (rc < 0 && rc != -ENOENT)
+		return pv_error_set(err, rc, "pid %d: read cgroup: %s", (int)pid, strerror(-rc));
+	bool v1 = rc == 0;
+	if (v1 && (rc = cgroup_v1_allow(pid, cg, rule, err)) < 0)
+		return rc;
+	/* v2 programs apply on top of v1 rules (hybrid hosts), so both are granted */
+	const char *mnt = cgroup2_mount();
+	if (mnt && proc_cgroup(pid, "", cg, sizeof(cg)) == 0)
+		return cgroup_v2_allow(pid, mnt, cg,
+				       type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR, maj,
+				       min, err);
+	if (!v1)
+		return pv_error_set(err, -EOPNOTSUPP,
+				    "pid %d: neither a cgroup v1 devices controller nor cgroup v2",
+				    (int)pid);
 	return 0;
 }
 

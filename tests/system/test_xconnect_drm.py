@@ -1,8 +1,10 @@
 """pv-xconnect drm links: the provider's DRM node injected into the consumer's mount namespace
 with a device-cgroup grant, driven by the protocol-level engine stand-in. This VM has no
 /dev/dri: the provider's nodes are mknod'ed (major 226) in its own namespace."""
+import ctypes
 import os
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -264,3 +266,157 @@ def test_grant_lets_the_consumer_open_the_node(env, devcg):
     assert "open %s: ENXIO" % target in out, out
     out = open_in_consumer(cons, devcg, ungranted)
     assert "open %s: EPERM" % ungranted in out, out
+
+
+# ---- cgroup v2: the device access is a BPF program attached to the consumer's cgroup ----
+
+CGROUP2_MAGIC = 0x63677270
+BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_QUERY = 5, 8, 16
+BPF_PROG_TYPE_CGROUP_DEVICE, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI = 15, 6, 2
+SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
+
+
+def cgroup2_mount():
+    class Statfs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    for p in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        st = Statfs()
+        if libc.statfs(p.encode(), ctypes.byref(st)) == 0 and st.f_type == CGROUP2_MAGIC:
+            return p
+    return None
+
+
+def bpf(cmd, attr):
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(attr.ljust(144, b"\0"), 144)
+    r = libc.syscall(SYS_BPF, cmd, buf, 144)
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r, buf.raw
+
+
+def ins(code, dst=0, src=0, off=0, imm=0):
+    return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
+
+
+def lxc_like_program():
+    """What LXC builds for `lxc.cgroup2.devices.allow = c 1:3 rwm` on top of a deny-all
+    default: /dev/null and nothing else."""
+    ldxw, and32, jne, mov, exit_ = 0x61, 0x54, 0x55, 0xb7, 0x95
+    return b"".join([
+        ins(ldxw, 2, 1, 0), ins(and32, 2, imm=0xffff), ins(jne, 2, off=6, imm=2),  # char
+        ins(ldxw, 2, 1, 4), ins(jne, 2, off=4, imm=1),  # major 1
+        ins(ldxw, 2, 1, 8), ins(jne, 2, off=2, imm=3),  # minor 3
+        ins(mov, 0, imm=1), ins(exit_),
+        ins(mov, 0, imm=0), ins(exit_),
+    ])
+
+
+def attach_device_program(cg):
+    code = lxc_like_program()
+    insns = ctypes.create_string_buffer(code, len(code))
+    lic = ctypes.create_string_buffer(b"GPL")
+    fd, _ = bpf(BPF_PROG_LOAD, struct.pack(
+        "<IIQQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, ctypes.addressof(insns),
+        ctypes.addressof(lic)))
+    cgfd = os.open(cg, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        bpf(BPF_PROG_ATTACH, struct.pack("<IIII", cgfd, fd, BPF_CGROUP_DEVICE,
+                                         BPF_F_ALLOW_MULTI))
+    finally:
+        os.close(cgfd)
+        os.close(fd)
+
+
+def device_programs(cg):
+    ids = ctypes.create_string_buffer(4 * 16)
+    cgfd = os.open(cg, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _, out = bpf(BPF_PROG_QUERY, struct.pack("<IIIIQI", cgfd, BPF_CGROUP_DEVICE, 0, 0,
+                                                 ctypes.addressof(ids), 16))
+    finally:
+        os.close(cgfd)
+    flags, = struct.unpack_from("<I", out, 12)
+    cnt, = struct.unpack_from("<I", out, 24)
+    return flags, list(struct.unpack_from("<%dI" % cnt, ids.raw))
+
+
+@pytest.fixture
+def v2cg():
+    """A real cgroup v2 group with an LXC-like device program; removed even when a test
+    fails (removing the group detaches its programs)."""
+    mnt = cgroup2_mount()
+    if not mnt or not SYS_BPF:
+        pytest.skip("no cgroup v2 hierarchy (or unknown bpf syscall) on this host")
+    path = os.path.join(mnt, "pvx-drm-v2-" + uuid.uuid4().hex[:8])
+    os.mkdir(path)
+    try:
+        attach_device_program(path)
+        yield path
+    finally:
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = f.read().split()
+            for pid in pids:
+                try:
+                    with open(os.path.join(mnt, "cgroup.procs"), "w") as f:
+                        f.write(pid)
+                except OSError:
+                    pass
+        finally:
+            wait_for(lambda: _rmdir(path), 5, 0.05)
+
+
+def open_in_v2(cons, cg, node):
+    """open(node, O_RDWR) by a process in the consumer's mount namespace and v2 cgroup."""
+    code = ("import os, errno\ntry:\n os.close(os.open(%r, os.O_RDWR)); print('OK')\n"
+            "except OSError as e:\n print(errno.errorcode[e.errno])" % node)
+    script = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"'
+    r = subprocess.run(["sh", "-c", script, "sh", cg, "nsenter", "-t", str(cons.pid), "-m",
+                        sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=20)
+    return (r.stdout + r.stderr).strip()
+
+
+def test_cgroup_v2_grant_extends_the_device_program(env, v2cg):
+    # No DRM driver in this VM: an open the program allows reaches the (absent) driver and
+    # fails with ENXIO; one it denies fails with EPERM before that.
+    prov = env.ns("prov")
+    render = prov.root + "/dev/dri/renderD128"
+    card = prov.root + "/dev/dri/card0"
+    make_node(prov, render, RENDER, 0o666)
+    make_node(prov, card, CARD0, 0o666)
+    cons = env.ns("cons")
+    with open(os.path.join(v2cg, "cgroup.procs"), "w") as f:
+        f.write(str(cons.pid))
+    t_render = cons.root + "/dev/dri/renderD128"
+    t_card = cons.root + "/dev/dri/card0"
+    ungranted = cons.root + "/dev/dri/renderD129"
+    make_node(cons, ungranted, os.makedev(226, 129), 0o666)
+    _, before = device_programs(v2cg)
+    assert len(before) == 1
+    # the runtime's program alone: /dev/null yes, the DRM nodes no
+    make_node(cons, t_render, RENDER, 0o666)
+    assert open_in_v2(cons, v2cg, t_render) == "EPERM"
+    os.unlink(cons.path(t_render))
+    env.start_daemon()
+    env.engine.push([drm_link(cons, prov, "drm-render", t_render, render),
+                     drm_link(cons, prov, "drm-master", t_card, card)])
+    assert env.engine.wait_state("cons", "drm-render", "up"), env.daemon_log()[-2000:]
+    assert env.engine.wait_state("cons", "drm-master", "up"), env.daemon_log()[-2000:]
+    assert open_in_v2(cons, v2cg, t_render) == "ENXIO"
+    assert open_in_v2(cons, v2cg, t_card) == "ENXIO"
+    assert open_in_v2(cons, v2cg, ungranted) == "EPERM"
+    assert open_in_v2(cons, v2cg, "/dev/null") == "OK"  # the runtime's own rule still holds
+    flags, after = device_programs(v2cg)
+    # replaced in place (same place in the list), not one more program beside it
+    assert flags == BPF_F_ALLOW_MULTI and len(after) == 1 and after != before
+    # re-establishing the link (a new consumer pid would do the same) adds nothing twice
+    env.engine.push([drm_link(cons, prov, "drm-render", t_render, render)])
+    env.engine.push([drm_link(cons, prov, "drm-render", t_render, render),
+                     drm_link(cons, prov, "drm-master", t_card, card)])
+    assert env.engine.wait_state("cons", "drm-master", "up")
+    _, again = device_programs(v2cg)
+    assert again == after, "an existing grant must not be stacked again"

@@ -1,11 +1,10 @@
-/* pv-ctrl/args.c: the small JSON pieces pv-ctrl must read itself: fields of the HTTP request
- * bodies ({"action"}, {"type"}, {"op","payload"}) and the whois reply; op args via libpvstate. */
+/* pv-ctrl/args.c: op args for the engine and the fields of the HTTP request bodies; the JSON of
+ * both is libpvstate's (pvstate/proto.h, pvstate/ctrl.h): pv-ctrl has no JSON code. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
+#include "pvstate/ctrl.h"
 #include "pvstate/proto.h"
 
 #include "ctrl.h"
@@ -35,90 +34,30 @@ char *pv_ctrl_args_pid(int pid)
 	return asprintf(&s, "{\"pid\":%d}", pid) < 0 ? NULL : s;
 }
 
-static cJSON *parse_obj(const char *body, size_t len, char *msg, size_t msg_len)
+/* The JSON itself is read by libpvstate (pvstate/ctrl.h); these keep the handlers' msg buffers. */
+static int msg_of(int r, struct pv_error *err, char *msg, size_t msg_len)
 {
-	if (!body || len == 0) {
-		snprintf(msg, msg_len, "request body is empty, a JSON object is expected");
-		return NULL;
-	}
-	const char *end = NULL;
-	cJSON *o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-	if (!o) {
-		snprintf(msg, msg_len, "request body is not valid JSON (near byte %zu)",
-			 end ? (size_t)(end - body) : (size_t)0);
-		return NULL;
-	}
-	/* trailing garbage after the value is as bad as a broken value */
-	for (; end && end < body + len; end++)
-		if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t' && *end != '\0') {
-			snprintf(msg, msg_len, "request body has data after the JSON value");
-			cJSON_Delete(o);
-			return NULL;
-		}
-	if (!cJSON_IsObject(o)) {
-		snprintf(msg, msg_len, "request body must be a JSON object");
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
+	if (r < 0)
+		snprintf(msg, msg_len, "%s", pv_error_msg(err));
+	pv_error_clear(err);
+	return r;
 }
 
 int pv_ctrl_body_check_json(const char *body, size_t len, char *msg, size_t msg_len)
 {
-	cJSON *o = parse_obj(body, len, msg, msg_len);
-	if (!o)
-		return -EINVAL;
-	cJSON_Delete(o);
-	return 0;
+	struct pv_error err = PV_ERROR_INIT;
+	return msg_of(pv_ctrl_json_check_object(body, len, &err), &err, msg, msg_len);
 }
 
 int pv_ctrl_body_field(const char *body, size_t len, const char *field, bool required, char *out,
 		       size_t out_len, char *msg, size_t msg_len)
 {
-	out[0] = '\0';
-	cJSON *o = parse_obj(body, len, msg, msg_len);
-	if (!o)
-		return -EINVAL;
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
-	int r = 0;
-	if (!v || cJSON_IsNull(v)) {
-		if (required) {
-			snprintf(msg, msg_len, "request body: \"%s\" is missing", field);
-			r = -EINVAL;
-		}
-	} else if (!cJSON_IsString(v)) {
-		snprintf(msg, msg_len, "request body: \"%s\" must be a string", field);
-		r = -EINVAL;
-	} else if (strlen(v->valuestring) >= out_len) {
-		snprintf(msg, msg_len, "request body: \"%s\" is too long", field);
-		r = -EINVAL;
-	} else {
-		strcpy(out, v->valuestring);
-	}
-	cJSON_Delete(o);
-	return r;
+	struct pv_error err = PV_ERROR_INIT;
+	return msg_of(pv_ctrl_json_field(body, len, field, required, out, out_len, &err), &err, msg,
+		      msg_len);
 }
 
 int pv_ctrl_whois_parse(const char *body, char *container, size_t len, bool *mgmt)
 {
-	*mgmt = false;
-	container[0] = '\0';
-	if (!body)
-		return -EINVAL;
-	cJSON *o = cJSON_Parse(body);
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
-		return -EINVAL;
-	}
-	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "container");
-	if (cJSON_IsString(c))
-		snprintf(container, len, "%s", c->valuestring);
-	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(o, "roles"), *it;
-	cJSON_ArrayForEach(it, roles)
-	{
-		if (cJSON_IsString(it) && !strcmp(it->valuestring, "mgmt"))
-			*mgmt = true;
-	}
-	cJSON_Delete(o);
-	return 0;
+	return pv_ctrl_json_whois(body, container, len, mgmt);
 }

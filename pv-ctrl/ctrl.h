@@ -63,6 +63,13 @@ struct pv_ctrl_req {
 	struct pv_sha256_ctx *up_sha;
 	bool up_present; /* already in storage: drain */
 	int up_errno;
+	/* a read handed to the engine I/O thread (ep_util.h defers it, main.c parks the
+	 * connection until the reply) */
+	const char *defer_op;
+	char *defer_args;
+	bool deferred, async_done;
+	struct pv_ctrl_reply async_rep;
+	void *conn; /* struct MHD_Connection * while parked */
 };
 
 /* ---- replies ---- */
@@ -78,6 +85,23 @@ void pv_ctrl_engine_free(struct pv_ctrl_engine *e);
  * unreachable or silent past the timeout → 503 + Retry-After. Never fails otherwise. */
 void pv_ctrl_engine_relay(struct pv_ctrl_engine *e, const char *op, const char *args_json,
 			  struct pv_ctrl_reply *out);
+/* Reads (GET) without holding an HTTP thread. park(ctx) is called before this returns (the
+ * HTTP connection is suspended there); done(ctx, reply) exactly once later, from the engine I/O
+ * thread. Identical op+args already in flight are joined (one engine round trip answers every
+ * waiter), never across a completed write (read-your-writes for every client). -ESHUTDOWN when
+ * the I/O thread is not running, -ENOMEM: then park/done are never called. */
+typedef void (*pv_ctrl_read_park)(void *ctx);
+typedef void (*pv_ctrl_read_done)(void *ctx, const struct pv_ctrl_reply *rep);
+int pv_ctrl_engine_read_async(struct pv_ctrl_engine *e, const char *op, const char *args_json,
+			      pv_ctrl_read_park park, pv_ctrl_read_done done, void *ctx);
+int pv_ctrl_engine_start(struct pv_ctrl_engine *e); /* the read I/O thread */
+void pv_ctrl_engine_stop(struct pv_ctrl_engine *e); /* answers pending reads with 503 */
+int pv_ctrl_reply_copy(struct pv_ctrl_reply *dst, const struct pv_ctrl_reply *src);
+/* A write (PUT/POST/DELETE): a plain round trip that also ends the sharing of older reads. */
+void pv_ctrl_engine_write(struct pv_ctrl_engine *e, const char *op, const char *args_json,
+			  struct pv_ctrl_reply *out);
+/* Retry-After seconds for an engine 503 (spec §8.2): 600 when an update is in progress. */
+int pv_ctrl_retry_after(const char *engine_msg);
 
 /* ---- caller identity (caller.c) ---- */
 /* Fills c from the peer credentials of the connected socket fd. 0 or -errno. */

@@ -7,7 +7,8 @@
 
 #include "ctrl.h"
 
-/* Relays op with args built from NULL-terminated key/value pairs (kv may be NULL: no args). */
+/* Relays op with args built from NULL-terminated key/value pairs (kv may be NULL: no args).
+ * A GET's relay is deferred (out untouched, r->defer_op set): it must be the handler's last act. */
 static inline void pv_ep_relay(struct pv_ctrl_req *r, const char *op, const char *const *kv,
 			       struct pv_ctrl_reply *out)
 {
@@ -16,7 +17,13 @@ static inline void pv_ep_relay(struct pv_ctrl_req *r, const char *op, const char
 		pv_ctrl_reply_error(out, 500, "out of memory building %s", op);
 		return;
 	}
-	pv_ctrl_engine_relay(r->ctrl->engine, op, args, out);
+	if (r->method == PV_M_GET) {
+		/* reads are answered asynchronously: main.c sends it and parks the connection */
+		r->defer_op = op;
+		r->defer_args = args;
+		return;
+	}
+	pv_ctrl_engine_write(r->ctrl->engine, op, args, out);
 	free(args);
 }
 

@@ -29,8 +29,8 @@
 #define CONN_LIMIT	  512
 #define MEM_LIMIT	  (64u * 1024u)
 #define ENGINE_TIMEOUT_MS 10000
-/* HTTP threads block while their request is with the engine: a few of them keep the engine's
- * round trips overlapping (the engine client has as many channels) */
+/* Reads never hold an HTTP thread (the connection is parked while the engine answers); writes
+ * do, so there are as many threads as write channels to the engine. */
 #define HTTP_THREADS PV_CTRL_ENGINE_CHANNELS
 #define DRAIN_MAX    (1024u * 1024u)
 
@@ -204,6 +204,22 @@ static bool body_append(struct pv_ctrl_req *r, const char *data, size_t n)
 	return true;
 }
 
+/* A deferred read: the connection sleeps (no thread held) until the engine I/O thread answers. */
+static void park_cb(void *ctx)
+{
+	struct pv_ctrl_req *r = ctx;
+	MHD_suspend_connection(r->conn);
+}
+
+static void done_cb(void *ctx, const struct pv_ctrl_reply *rep)
+{
+	struct pv_ctrl_req *r = ctx;
+	if (pv_ctrl_reply_copy(&r->async_rep, rep) < 0)
+		pv_ctrl_reply_error(&r->async_rep, 500, "out of memory copying the engine reply");
+	r->async_done = true;
+	MHD_resume_connection(r->conn); /* MHD calls access_cb again: it sends async_rep */
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls)
@@ -217,8 +233,16 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		r->ctrl = ctrl;
 		r->up_fd = -1;
 		r->early.fd = -1;
+		r->async_rep.fd = -1;
 		*con_cls = r;
 		return first_call(ctrl, r, conn, url, method);
+	}
+	if (r->deferred) {
+		if (!r->async_done)
+			return MHD_YES;
+		r->deferred = false;
+		r->has_early = true; /* answered: ignore any further call */
+		return send_reply(conn, &r->async_rep, 0);
 	}
 	if (r->has_early) {
 		/* MHD cannot answer before the body is consumed: drain a bounded amount, then
@@ -257,6 +281,22 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		h(r, &rep);
 	else
 		pv_ctrl_reply_error(&rep, 500, "no handler for %s", r->route->pattern);
+	if (r->defer_op) {
+		r->conn = conn;
+		r->deferred = true;
+		int e = pv_ctrl_engine_read_async(ctrl->engine, r->defer_op, r->defer_args, park_cb,
+						  done_cb, r);
+		if (e == 0) {
+			free(r->defer_args);
+			r->defer_args = NULL;
+			return MHD_YES;
+		}
+		/* no I/O thread (stopping) or no memory: a blocking round trip still answers */
+		r->deferred = false;
+		pv_ctrl_engine_relay(ctrl->engine, r->defer_op, r->defer_args, &rep);
+		free(r->defer_args);
+		r->defer_args = NULL;
+	}
 	enum MHD_Result res = send_reply(conn, &rep, 0);
 	pv_ctrl_reply_clear(&rep);
 	r->has_early = true; /* answered: ignore any further call */
@@ -284,6 +324,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	/* a client gone mid-upload leaves no temp file */
 	pv_ep_objects_put_abort(r);
 	pv_ctrl_reply_clear(&r->early);
+	pv_ctrl_reply_clear(&r->async_rep);
+	free(r->defer_args);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -433,10 +475,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+		MHD_ALLOW_SUSPEND_RESUME,
+	    0, NULL, NULL, access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_CONNECTION, connection_cb,
 	    NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, &ctrl, MHD_OPTION_END);
@@ -448,8 +491,12 @@ int main(int argc, char **argv)
 	fprintf(stderr, "pv-ctrl: serving %s (engine %s, timeout %ds, %d connections)\n", path,
 		engine_sock, conn_timeout, conn_limit);
 
+	if (pv_ctrl_engine_start(ctrl.engine) < 0)
+		fprintf(stderr, "pv-ctrl: no engine I/O thread: reads block an HTTP thread each\n");
 	int sig = 0;
 	sigwait(&set, &sig);
+	/* parked connections must be resumed (answered 503) before MHD may stop */
+	pv_ctrl_engine_stop(ctrl.engine);
 	MHD_stop_daemon(d);
 	unlink(path);
 	pv_ctrl_engine_free(ctrl.engine);

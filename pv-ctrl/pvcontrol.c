@@ -1,14 +1,19 @@
-/* pv-ctrl/pvcontrol.c: pvcontrol, upstream's command-line client of the pv-ctrl API (spec §B):
- * sub-commands → HTTP requests over the socket; JSON printed as received; exit 1 on HTTP >= 400. */
+/* pv-ctrl/pvcontrol.c: pvcontrol, upstream's command-line client of the pv-ctrl API (spec §8.3):
+ * sub-commands → HTTP requests over the socket; JSON printed as received; exit 1 on HTTP >= 400;
+ * `steps install` uploads a pvr export and can follow the update it starts line by line. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "pvstate/ctrl.h"
 
 #include "http_client.h"
 
@@ -17,45 +22,26 @@ struct opts {
 	const char *outfile;
 	const char *msg;
 	bool verbose;
+	bool wait;     /* -w: cmd run/run-commit/make-factory follow the progress */
+	int poll_ms;   /* progress poll interval */
+	int timeout_s; /* -t: give up following after this long (0: never) */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pvcontrol [-s sock] [-v] [-f outfile] [-m msg] <command>\n"
+		"usage: pvcontrol [-s sock] [-v] [-w] [-t secs] [-f outfile] [-m msg] <command>\n"
 		"  ls | containers ls|start|stop|restart <name> | groups ls\n"
 		"  signal ready|alive\n"
 		"  cmd run|run-commit <rev> | cmd reboot|poweroff [msg] | cmd make-factory [rev]\n"
+		"      (-w: follow the update: \"STATUS progress%% message\" lines until final)\n"
 		"  cmd run-gc|enable-ssh|disable-ssh|go-remote|unclaim | cmd defer-reboot <secs>\n"
 		"  devmeta|usrmeta ls|save <key> <value>|delete <key>\n"
 		"  buildinfo | storage gc | graph ls | conf ls | config ls\n"
 		"  objects ls|put <file> <sha>|get <sha>\n"
-		"  steps ls|get <rev>|show-progress <rev>|put <json> <rev>|install <tgz> [rev]\n"
+		"  steps ls|get <rev>|show-progress <rev>|put <json> <rev>\n"
+		"  steps install [--run|--run-commit] <pvrexport.tgz|dir> [rev]\n"
 		"  daemons ls|start|stop|restart <name>\n");
-}
-
-/* Command-line values into a JSON string literal (escaping quotes, backslashes, controls). */
-static char *json_str(const char *s)
-{
-	size_t n = strlen(s);
-	char *o = malloc(n * 6 + 3), *p = o;
-	if (!o)
-		return NULL;
-	*p++ = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			*p++ = '\\';
-			*p++ = (char)c;
-		} else if (c < 0x20) {
-			p += sprintf(p, "\\u%04x", c);
-		} else {
-			*p++ = (char)c;
-		}
-	}
-	*p++ = '"';
-	*p = '\0';
-	return o;
 }
 
 static const char *find_socket(const char *given)
@@ -68,6 +54,15 @@ static const char *find_socket(const char *given)
 		if (access(paths[i], F_OK) == 0)
 			return paths[i];
 	return paths[0];
+}
+
+/* Seconds of the Retry-After header of a response, 0 when it has none. */
+static int retry_after(const struct pv_http_resp *resp)
+{
+	for (const char *p = resp->head; (p = strchr(p, '\n')); p++)
+		if (!strncasecmp(p + 1, "Retry-After:", 12))
+			return atoi(p + 13);
+	return 0;
 }
 
 /* One request; the body is printed (or written to -f), errors go to stderr. 0 on HTTP < 400. */
@@ -110,6 +105,9 @@ static int call(const struct opts *o, const char *method, const char *path, cons
 	if (resp.status >= 400) {
 		fprintf(stderr, "pvcontrol: %s %s: HTTP %d: %.*s\n", method, path, resp.status,
 			(int)resp.body_len, resp.body ? resp.body : "");
+		int ra = retry_after(&resp);
+		if (ra > 0)
+			fprintf(stderr, "pvcontrol: busy, retry after %d s\n", ra);
 		rc = 1;
 	} else if (print && resp.body_len) {
 		int fd = out >= 0 ? out : 1;
@@ -124,23 +122,35 @@ static int call(const struct opts *o, const char *method, const char *path, cons
 	return rc;
 }
 
+static int progress_follow(const struct opts *o, const char *rev);
+
 static int cmd_op(const struct opts *o, const char *op, const char *payload)
 {
-	char *p = json_str(payload ? payload : ""), *q = json_str(op), body[8192];
-	if (!p || !q)
+	char *body = pv_ctrl_json_command(op, payload ? payload : "");
+	if (!body)
 		return 1;
-	snprintf(body, sizeof(body), "{\"op\":%s,\"payload\":%s}", q, p);
-	free(p);
-	free(q);
-	return call(o, "POST", "/commands", body, -1, 0, NULL, true);
+	int r = call(o, "POST", "/commands", body, -1, 0, NULL, !o->wait);
+	free(body);
+	if (r || !o->wait)
+		return r;
+	/* which revision to follow: the one run, or the factory revision made */
+	if (!strcmp(op, "LOCAL_RUN") || !strcmp(op, "LOCAL_RUN_COMMIT"))
+		return progress_follow(o, payload);
+	if (!strcmp(op, "MAKE_FACTORY"))
+		return progress_follow(o, "0");
+	return 0;
 }
 
 static int action(const struct opts *o, const char *base, const char *name, const char *act)
 {
-	char path[1024], body[64];
+	char path[1024];
+	char *body = pv_ctrl_json_action(act);
+	if (!body)
+		return 1;
 	snprintf(path, sizeof(path), "%s/%s", base, name);
-	snprintf(body, sizeof(body), "{\"action\":\"%s\"}", act);
-	return call(o, "PUT", path, body, -1, 0, NULL, true);
+	int r = call(o, "PUT", path, body, -1, 0, NULL, true);
+	free(body);
+	return r;
 }
 
 static int put_file(const struct opts *o, const char *path, const char *file, const char *ctype)
@@ -187,45 +197,178 @@ static int steps_put(const struct opts *o, const char *json, const char *rev)
 	return 0;
 }
 
-/* steps install <tgz> [rev]: a pvr export holds `json` and `objects/<sha>`; every object goes
- * up first (so the state never names a missing object), then the state as locals/<rev>. */
-static int steps_install(const struct opts *o, const char *tgz, const char *rev_arg)
+/* GET path into memory: HTTP status (0 when the socket failed), body in *body (malloc'd). */
+static int fetch(const struct opts *o, const char *path, char **body, size_t *len)
 {
-	char tmp[] = "/tmp/pvcontrol-install.XXXXXX";
-	if (!mkdtemp(tmp)) {
-		fprintf(stderr, "pvcontrol: temp dir: %s\n", strerror(errno));
+	struct pv_http_req q = {
+	    .sock = o->sock, .method = "GET", .path = path, .body_fd = -1, .verbose = o->verbose};
+	struct pv_http_resp resp;
+	int r = pv_http_do(&q, &resp, -1);
+	*body = resp.body;
+	*len = resp.body_len;
+	return r < 0 ? 0 : resp.status;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The progress path of a revision: "locals/x" → /steps/locals/x/progress, "3" → /steps/3/... */
+static void progress_path(const char *rev, char *out, size_t len)
+{
+	snprintf(out, len, "/steps/%s/progress", rev);
+}
+
+/* Polls the revision's progress and prints a line each time it changes, until a final status:
+ * 0 on DONE/UPDATED, 1 on ERROR/WONTGO (or on timeout). The engine may restart during an update
+ * (a reboot-path update in appengine mode): connection failures and 503s are waited out. */
+static int progress_follow(const struct opts *o, const char *rev)
+{
+	char path[1024], last[1024] = "";
+	progress_path(rev, path, sizeof(path));
+	long long start = now_ms();
+	for (;;) {
+		char *body = NULL;
+		size_t len = 0;
+		int st = fetch(o, path, &body, &len);
+		if (st == 200 && len > 2) { /* "{}": nothing recorded yet */
+			struct pv_ctrl_progress p;
+			struct pv_error err = PV_ERROR_INIT;
+			if (pv_ctrl_json_progress(body, len, &p, &err) == 0) {
+				char line[1024];
+				snprintf(line, sizeof(line), "%s %d%% %s", p.status, p.progress,
+					 p.msg);
+				if (strcmp(line, last)) {
+					printf("%s\n", line);
+					fflush(stdout);
+					snprintf(last, sizeof(last), "%s", line);
+				}
+				bool ok;
+				if (pv_ctrl_progress_final(p.status, &ok)) {
+					free(body);
+					return ok ? 0 : 1;
+				}
+			} else {
+				fprintf(stderr, "pvcontrol: %s: %s\n", path, pv_error_msg(&err));
+			}
+			pv_error_clear(&err);
+		} else if (st >= 400 && st != 503 && st != 404) {
+			fprintf(stderr, "pvcontrol: GET %s: HTTP %d: %.*s\n", path, st, (int)len,
+				body ? body : "");
+			free(body);
+			return 1;
+		}
+		free(body);
+		if (o->timeout_s > 0 && now_ms() - start > (long long)o->timeout_s * 1000) {
+			fprintf(stderr, "pvcontrol: %s: no final status after %d s\n", rev,
+				o->timeout_s);
+			return 1;
+		}
+		usleep((useconds_t)o->poll_ms * 1000);
+	}
+}
+
+/* Names of objects the device already has (GET /objects), sorted for bsearch. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int have_objects(const struct opts *o, char ***shas, size_t *n)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int st = fetch(o, "/objects", &body, &len);
+	if (st != 200) {
+		fprintf(stderr, "pvcontrol: GET /objects: %s%d\n", st ? "HTTP " : "no answer ", st);
+		free(body);
+		return -1;
+	}
+	struct pv_error err = PV_ERROR_INIT;
+	int r = pv_ctrl_json_objects(body, len, shas, n, &err);
+	if (r < 0)
+		fprintf(stderr, "pvcontrol: GET /objects: %s\n", pv_error_msg(&err));
+	pv_error_clear(&err);
+	free(body);
+	if (r == 0)
+		qsort(*shas, *n, sizeof(char *), cmp_str);
+	return r;
+}
+
+/* The directory of a pvr export holding `json` (some exports wrap it in one top directory). */
+static int export_root(const char *top, char *dir, size_t len)
+{
+	char p[4400];
+	snprintf(dir, len, "%s", top);
+	snprintf(p, sizeof(p), "%s/json", dir);
+	if (access(p, R_OK) == 0)
+		return 0;
+	DIR *d = opendir(top);
+	struct dirent *de;
+	int r = -1;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(dir, len, "%s/%s", top, de->d_name);
+			snprintf(p, sizeof(p), "%s/json", dir);
+			r = access(p, R_OK) == 0 ? 0 : -1;
+			break;
+		}
+	if (d)
+		closedir(d);
+	return r;
+}
+
+/* steps install [--run|--run-commit] <tgz|dir> [rev]: a pvr export holds `json` and
+ * `objects/<sha>`. Objects the device lacks go up first (streamed; the state then never names a
+ * missing object), then the state as <rev> (default locals/install-<UTC timestamp>); the rev is
+ * printed on stdout. The tarball is unpacked by `tar` (busybox has it on every device): no
+ * libarchive, and pvcontrol links no zlib to read gzip itself. */
+static int steps_install(const struct opts *o, const char *src, const char *rev_arg,
+			 const char *run_op)
+{
+	char tmp[] = "/tmp/pvcontrol-install.XXXXXX", dir[4096], p[4400];
+	struct stat st;
+	bool unpacked = false;
+	int rc = 1;
+	char **have = NULL;
+	size_t n_have = 0;
+	if (stat(src, &st) < 0) {
+		fprintf(stderr, "pvcontrol: %s: %s\n", src, strerror(errno));
 		return 1;
 	}
-	char *const tar[] = {"tar", "-xzf", (char *)tgz, "-C", tmp, NULL};
-	int rc = 1;
-	if (run(tar) != 0) {
-		fprintf(stderr, "pvcontrol: cannot unpack %s\n", tgz);
-		goto out;
-	}
-	char dir[4096], p[4096 + 300];
-	snprintf(dir, sizeof(dir), "%s", tmp);
-	snprintf(p, sizeof(p), "%s/json", dir);
-	if (access(p, R_OK) != 0) {
-		/* some exports wrap everything in one top-level directory */
-		DIR *d = opendir(tmp);
-		struct dirent *de;
-		while (d && (de = readdir(d)))
-			if (de->d_name[0] != '.') {
-				snprintf(dir, sizeof(dir), "%s/%s", tmp, de->d_name);
-				break;
-			}
-		if (d)
-			closedir(d);
-		snprintf(p, sizeof(p), "%s/json", dir);
-		if (access(p, R_OK) != 0) {
-			fprintf(stderr, "pvcontrol: %s has no json\n", tgz);
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(tmp, sizeof(tmp), "%s", "");
+		if (export_root(src, dir, sizeof(dir)) < 0) {
+			fprintf(stderr, "pvcontrol: %s has no json\n", src);
+			return 1;
+		}
+	} else {
+		if (!mkdtemp(tmp)) {
+			fprintf(stderr, "pvcontrol: temp dir: %s\n", strerror(errno));
+			return 1;
+		}
+		unpacked = true;
+		char *const tar[] = {"tar", "-xzf", (char *)src, "-C", tmp, NULL};
+		if (run(tar) != 0) {
+			fprintf(stderr, "pvcontrol: cannot unpack %s (tar -xzf failed)\n", src);
+			goto out;
+		}
+		if (export_root(tmp, dir, sizeof(dir)) < 0) {
+			fprintf(stderr, "pvcontrol: %s has no json\n", src);
 			goto out;
 		}
 	}
-	char objdir[4096 + 16];
+	snprintf(p, sizeof(p), "%s/json", dir);
+	if (have_objects(o, &have, &n_have) < 0)
+		goto out;
+
+	char objdir[4400];
 	snprintf(objdir, sizeof(objdir), "%s/objects", dir);
 	DIR *d = opendir(objdir);
-	size_t total = 0, done = 0;
+	size_t total = 0, sent = 0, skipped = 0;
 	struct dirent *de;
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.')
@@ -235,16 +378,22 @@ static int steps_install(const struct opts *o, const char *tgz, const char *rev_
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		char file[8192], path[512];
-		snprintf(file, sizeof(file), "%s/%s", objdir, de->d_name);
-		snprintf(path, sizeof(path), "/objects/%s", de->d_name);
-		fprintf(stderr, "pvcontrol: object %zu/%zu %s\n", ++done, total, de->d_name);
+		const char *name = de->d_name;
+		if (bsearch(&name, have, n_have, sizeof(char *), cmp_str)) {
+			skipped++;
+			continue;
+		}
+		char file[8800], path[512];
+		snprintf(file, sizeof(file), "%s/%s", objdir, name);
+		snprintf(path, sizeof(path), "/objects/%s", name);
+		fprintf(stderr, "pvcontrol: object %zu/%zu %s\n", sent + skipped + 1, total, name);
 		struct opts quiet = *o;
 		quiet.outfile = "/dev/null";
 		if (put_file(&quiet, path, file, "application/octet-stream")) {
 			closedir(d);
 			goto out;
 		}
+		sent++;
 	}
 	if (d)
 		closedir(d);
@@ -253,21 +402,31 @@ static int steps_install(const struct opts *o, const char *tgz, const char *rev_
 		snprintf(rev, sizeof(rev), "%s%s", strncmp(rev_arg, "locals/", 7) ? "locals/" : "",
 			 rev_arg);
 	} else {
-		const char *b = strrchr(tgz, '/');
-		snprintf(rev, sizeof(rev), "locals/%s", b ? b + 1 : tgz);
-		char *dot = strstr(rev, ".tar.gz");
-		if (!dot)
-			dot = strstr(rev, ".tgz");
-		if (dot)
-			*dot = '\0';
+		time_t t = time(NULL);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(rev, sizeof(rev), "locals/install-%Y%m%dT%H%M%SZ", &tm);
 	}
-	fprintf(stderr, "pvcontrol: state %s\n", rev);
-	rc = steps_put(o, p, rev);
-	if (!rc)
-		fprintf(stderr, "pvcontrol: installed %s (%zu objects)\n", rev, total);
-out:;
-	char *const rm[] = {"rm", "-rf", tmp, NULL};
-	run(rm);
+	fprintf(stderr, "pvcontrol: %zu objects uploaded, %zu already on the device; state %s\n",
+		sent, skipped, rev);
+	struct opts quiet = *o;
+	quiet.outfile = "/dev/null";
+	if (steps_put(&quiet, p, rev))
+		goto out;
+	printf("%s\n", rev);
+	fflush(stdout);
+	rc = 0;
+	if (run_op) {
+		struct opts w = *o;
+		w.wait = true;
+		rc = cmd_op(&w, run_op, rev);
+	}
+out:
+	pv_ctrl_json_strv_free(have, n_have);
+	if (unpacked) {
+		char *const rm[] = {"rm", "-rf", tmp, NULL};
+		run(rm);
+	}
 	return rc;
 }
 
@@ -278,15 +437,24 @@ static bool is(const char *a, const char *b)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {0};
+	struct opts o = {.poll_ms = 1000};
 	int c;
-	while ((c = getopt(argc, argv, "+s:vf:m:h")) != -1) {
+	const char *pm = getenv("PVCONTROL_POLL_MS"); /* tests poll faster */
+	if (pm && atoi(pm) > 0)
+		o.poll_ms = atoi(pm);
+	while ((c = getopt(argc, argv, "+s:vwt:f:m:h")) != -1) {
 		switch (c) {
 		case 's':
 			o.sock = optarg;
 			break;
 		case 'v':
 			o.verbose = true;
+			break;
+		case 'w':
+			o.wait = true;
+			break;
+		case 't':
+			o.timeout_s = atoi(optarg);
 			break;
 		case 'f':
 			o.outfile = optarg;
@@ -315,9 +483,10 @@ int main(int argc, char **argv)
 	if (is(c0, "groups") && is(c1, "ls"))
 		return call(&o, "GET", "/groups", NULL, -1, 0, NULL, true);
 	if (is(c0, "signal") && (is(c1, "ready") || is(c1, "alive"))) {
-		char body[64];
-		snprintf(body, sizeof(body), "{\"type\":\"%s\",\"payload\":\"\"}", c1);
-		return call(&o, "POST", "/signal", body, -1, 0, NULL, true);
+		char *body = pv_ctrl_json_signal(c1, "");
+		int r = body ? call(&o, "POST", "/signal", body, -1, 0, NULL, true) : 1;
+		free(body);
+		return r;
 	}
 	if (is(c0, "cmd") && c1) {
 		static const struct {
@@ -391,8 +560,16 @@ int main(int argc, char **argv)
 		}
 		if (is(c1, "put") && c3)
 			return steps_put(&o, c2, c3);
-		if (is(c1, "install") && c2)
-			return steps_install(&o, c2, c3);
+		if (is(c1, "install") && c2) {
+			const char *run_op = NULL;
+			if (is(c2, "--run") || is(c2, "--run-commit")) {
+				run_op = is(c2, "--run") ? "LOCAL_RUN" : "LOCAL_RUN_COMMIT";
+				c2 = c3;
+				c3 = n > 4 ? a[4] : NULL;
+			}
+			if (c2)
+				return steps_install(&o, c2, c3, run_op);
+		}
 	}
 	if (is(c0, "daemons") && c1) {
 		if (is(c1, "ls"))

@@ -92,6 +92,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", default="1,64")
+    ap.add_argument("--perf", help="perf record pv-ctrl during the first 64-client run into FILE")
     a = ap.parse_args()
     clients = [int(c) for c in a.clients.split(",")]
 
@@ -113,7 +114,15 @@ def main():
             base = subprocess.Popen([tool(), "serve", bsock, str(max(n, 2))])
             assert wait_for(lambda: os.path.exists(bsock), 5)
             for c in clients:
+                rec = None
+                if a.perf and c > 1 and path == "/containers":
+                    rec = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p",
+                                            str(env.ctrl.pid)], stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)
                 got = best(env.ctrl_sock, path, c, a.seconds, a.rounds, pids)
+                if rec:
+                    rec.send_signal(signal.SIGINT)
+                    rec.wait(30)
                 ref = best(bsock, path, c, a.seconds, a.rounds, {"baseline": base.pid})
                 results[(path, c)] = (got, ref, n)
             base.send_signal(signal.SIGTERM)

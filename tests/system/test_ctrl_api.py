@@ -92,7 +92,7 @@ class CtrlEnv:
             os.symlink("busybox", os.path.join(rootfs, "bin", a))
         shutil.copy(PVCURL, os.path.join(rootfs, "bin", "pvcurl"))
         shutil.copy(PVCONTROL, os.path.join(rootfs, "bin", "pvcontrol"))
-        for lib in _libs(PVCURL):
+        for lib in set(_libs(PVCURL) + _libs(PVCONTROL)):
             dst = os.path.join(rootfs, lib.lstrip("/"))
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy(lib, dst)
@@ -617,8 +617,15 @@ def test_pvcontrol_steps_install(env):
     subprocess.run(["tar", "-czf", tgz, "-C", d, "json", "objects"], check=True)
     r = pvcontrol(env, "steps", "install", tgz)
     assert os.path.exists(os.path.join(env.storage, "objects", sha)), r.stderr
-    assert "locals/pvtest-rev" in r.stderr
     assert r.returncode == 0, r.stderr
+    rev = r.stdout.strip()
+    assert rev.startswith("locals/install-"), r.stdout
+    st, body = env.curl("/steps/" + rev)
+    assert st == 200 and json.loads(body)["app/file"] == sha, body
+    # again under a name of our choosing: the object is on the device, nothing travels
+    r = pvcontrol(env, "steps", "install", tgz, "pvtest-again")
+    assert r.returncode == 0 and r.stdout.strip() == "locals/pvtest-again", r.stderr
+    assert "0 objects uploaded, 1 already" in r.stderr
 
 
 # ---- last: these restart pv-ctrl ----

@@ -186,6 +186,17 @@ char *pv_status_emit_progress_logs(const char *status, const char *msg, int prog
 	return print_free(o);
 }
 
+bool pv_status_json_same(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen == blen && !memcmp(a, b, alen))
+		return true;
+	cJSON *x = cJSON_ParseWithLength(a, alen), *y = cJSON_ParseWithLength(b, blen);
+	bool same = x && y && cJSON_Compare(x, y, true);
+	cJSON_Delete(x);
+	cJSON_Delete(y);
+	return same;
+}
+
 int pv_status_parse_progress(const char *text, size_t len, char *status, size_t sn, char *msg,
 			     size_t mn)
 {

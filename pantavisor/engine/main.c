@@ -2,10 +2,12 @@
  * loop (scheduler wake-ups, signals) and the ordered stop on SIGTERM or failure. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -337,6 +339,15 @@ int main(int argc, char **argv)
 	e->voldir = cfg_path(e->cfg, "PV_DISK_VOLDIR", "/volumes");
 	e->confdir = cfg_path(e->cfg, "PV_SYSTEM_CONFDIR", "/configs");
 	e->initctl_fd = pv_initctl_present(PV_INITCTL_FD) ? PV_INITCTL_FD : -1;
+	if (e->initctl_fd >= 0) {
+		/* init gone = the device rebooted (appengine relaunches init, which starts a new
+		 * engine): this engine must not keep writing the same storage next to the new one.
+		 * SIGKILL, as a power cut would: the next engine recovers from there. */
+		pid_t parent = getppid();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+	}
 	pv_mkdir_p(e->rundir, 0755);
 	pv_mkdir_p(e->lxcpath, 0755);
 	pv_mkdir_p(e->voldir, 0755);

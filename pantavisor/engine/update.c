@@ -468,7 +468,8 @@ static bool entry_same(const struct pv_entry *a, const struct pv_entry *b)
 		return false;
 	if (a->kind == PV_ENTRY_OBJECT)
 		return !strcmp(a->sha, b->sha);
-	return a->raw_len == b->raw_len && !memcmp(a->raw, b->raw, a->raw_len);
+	/* formatting aside: a state re-serialized by another tool restarts nothing */
+	return pv_status_json_same(a->raw, a->raw_len, b->raw, b->raw_len);
 }
 
 /* The containers touched between a and b into names. 1 (and why) when a reboot is needed:

@@ -134,13 +134,13 @@ class Dev:
                 os.makedirs(os.path.dirname(os.path.join(trail, k)), exist_ok=True)
                 os.link(os.path.join(self.objdir, v), os.path.join(trail, k))
 
-    def start(self, commit_delay=2, cmdline=None):
+    def start(self, commit_delay=2, cmdline=None, **env):
         args = [ENGINE, "--mode", "appengine", "--rundir", self.d.rundir, "--storage",
                 self.storage]
         if cmdline:
             args += ["--cmdline", cmdline]
         self.engine = self.d.start(args, env=self.d.env(PV_UPDATER_COMMIT_DELAY=commit_delay,
-                                                        PV_LOG_DIR=self.d.path("logs")))
+                                                        PV_LOG_DIR=self.d.path("logs"), **env))
         assert pvtest.wait_until(lambda: os.path.exists(self.sock) or
                                  self.engine.poll() is not None, 15), self.log()
         assert self.engine.poll() is None, self.log()
@@ -371,3 +371,72 @@ def test_reboot_update_tried_and_committed(dev):
     assert os.path.exists(os.path.join(dev.storage, "trails", "locals", "rb1", ".pv", "done"))
     assert pvtest.wait_until(dev.all_started, 30), dev.log()
     assert dev.mark_of(dev.pids()[a]) == "r3"
+
+
+# crash point -> (the update's container fails, where the device must end up)
+CRASHES = {
+    "run-start": (False, "old"), "install-objects": (False, "old"),
+    "install-done": (False, "old"), "try-set": (False, "old"), "inprogress": (False, "old"),
+    "hot-stopped": (False, "old"), "hot-switched": (False, "new"), "testing": (False, "new"),
+    "done": (False, "new"), "rollback": (True, "old"),
+}
+
+
+@pytest.mark.parametrize("point", sorted(CRASHES))
+def test_engine_killed_during_hot_update_recovers(point):
+    """kill -9 of the engine at a crash point, then a restart in the same boot (same parent):
+    the device is on the old revision (update final, pv_try clear) or the new one, never a mix."""
+    fails, end = CRASHES[point]
+    d = Dev()
+    try:
+        d.write_factory()
+        d.start()
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        a, b, c = sorted(d.ctrs)
+        before = d.pids()
+        new = dict(d.ctrs)
+        new[b] = ("r1", "container", "/bin/false" if fails else None)
+        st, objs = d.state(new)
+        assert d.put_step("locals/cr", st, objs)["status"] == 200
+        d.cl.close()
+        pvtest.stop(d.engine, signal.SIGTERM, 20)  # restart it armed: PV_TEST_CRASH_AT
+        d.start(PV_TEST_CRASH_AT=point)
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        before = d.pids()
+        try:
+            d.run("locals/cr")
+        except (AssertionError, OSError):
+            pass  # killed before the reply
+        assert d.engine.wait(30) == -signal.SIGKILL, d.log()
+        d.cl.close()
+        d.start()  # init's respawn: same parent, same environment minus the crash point
+        if end == "old":
+            assert pvtest.wait_until(lambda: d.current() == "0", 30), d.log()
+            p = d.progress("locals/cr")
+            if point == "run-start":
+                assert p["status"] == "NEW", p  # nothing was written: it can run again
+            elif fails:
+                assert pvtest.wait_until(
+                    lambda: d.progress("locals/cr").get("status") == "ERROR", 30)
+                assert d.progress("locals/cr")["status-msg"] == \
+                    "A container could not be started"
+            else:
+                assert p["status"] == "ERROR" and p["status-msg"] == "Unexpected rollback", p
+            assert pvtest.wait_until(lambda: d.current() == "0" and d.all_started(), 30), \
+                d.log()
+            assert pvtest.wait_until(lambda: d.env_val("pv_try") == "", 10)
+            after = d.pids()
+            assert after[a] == before[a] and after[c] == before[c], (before, after)
+            assert d.mark_of(after[b]) == "r0"
+        else:
+            seen, final = d.timeline("locals/cr", 60)
+            assert final["status"] == "UPDATED", (seen, final, d.log())
+            assert d.current() == "locals/cr"
+            assert pvtest.wait_until(d.all_started, 30), d.log()
+            after = d.pids()
+            assert after[a] == before[a] and after[c] == before[c], (before, after)
+            assert d.mark_of(after[b]) == "r1"
+            assert d.env_val("pv_try") == "locals/cr"
+        assert d.engine.poll() is None
+    finally:
+        d.cleanup()

@@ -73,6 +73,9 @@ char *pv_status_emit_progress_logs(const char *status, const char *msg, int prog
  * is not an object with a string "status" (status/msg are then ""). Either out may be NULL. */
 int pv_status_parse_progress(const char *text, size_t len, char *status, size_t sn, char *msg,
 			     size_t mn);
+/* true when two JSON texts hold the same value (key order and whitespace aside): two revisions'
+ * json files that differ only in formatting do not make an update restart their container. */
+bool pv_status_json_same(const char *a, size_t alen, const char *b, size_t blen);
 /* true when text (len bytes) is one JSON object (a stored progress file worth serving). */
 bool pv_status_is_json_object(const char *text, size_t len);
 

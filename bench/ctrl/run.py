@@ -131,15 +131,21 @@ def main():
 
         print("pv-ctrl on %d CPUs, %gs x best of %d, keep-alive, 1 request in flight per "
               "client" % (os.cpu_count(), a.seconds, a.rounds))
-        print("%-16s %4s %6s | %9s %7s %7s %8s | %9s %7s | %6s %6s | cpu ctrl/engine" % (
-            "endpoint", "cl", "bytes", "req/s", "p50us", "p99us", "rssKiB", "base r/s",
-            "p99us", "ratio", "errors"))
+        print("load average at the end: %s (other work on the machine skews req/s; CPU us per "
+              "request does not depend on it much)" % open("/proc/loadavg").read().split()[0])
+        print("%-16s %4s %6s | %9s %7s %7s %8s | %9s %7s | %6s %6s | cpu s ctrl/engine | "
+              "cpu us/req ctrl/engine/base" % (
+                  "endpoint", "cl", "bytes", "req/s", "p50us", "p99us", "rssKiB", "base r/s",
+                  "p99us", "ratio", "errors"))
         for (path, c), (got, ref, n) in results.items():
             print("%-16s %4d %6d | %9.0f %7d %7d %8d | %9.0f %7d | %6.2f %6d | %.1f/%.1f" % (
                 path, c, n, got["rps"], got["p50_us"], got["p99_us"],
                 got["rss_kb"]["pv-ctrl"], ref["rps"], ref["p99_us"],
                 got["rps"] / ref["rps"] if ref["rps"] else 0, got["errors"],
-                got["cpu_s"]["pv-ctrl"], got["cpu_s"]["pv-engine"]))
+                got["cpu_s"]["pv-ctrl"], got["cpu_s"]["pv-engine"]) + " | %.1f/%.1f/%.1f" % (
+                1e6 * got["cpu_s"]["pv-ctrl"] / max(got["requests"], 1),
+                1e6 * got["cpu_s"]["pv-engine"] / max(got["requests"], 1),
+                1e6 * ref["cpu_s"]["baseline"] / max(ref["requests"], 1)))
         print(json.dumps({"%s@%d" % k: {"pv-ctrl": v[0], "baseline": v[1]}
                           for k, v in results.items()}))
     finally:

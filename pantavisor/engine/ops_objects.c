@@ -98,6 +98,8 @@ char *pv_op_object_installed(struct pv_engine *e, const struct pv_msg *m)
 	}
 	if (strcmp(hex, sha) != 0) {
 		unlink(want);
+		*strrchr(want, '/') = '\0'; /* the removal must survive a power cut too */
+		pv_fsync_dir(want);
 		pv_log(PV_LOG_WARN, "objects", "object %s: content hashes to %s: removed", sha,
 		       hex);
 		return pv_msg_reply_error(m->id, 422, "Object has bad checksum");

@@ -1,5 +1,5 @@
 /* listener.c: the listening socket injected at a link's target (shared by the mediating
- * plugins): inject through plumbing, accept on the loop, remove on stop. */
+ * plugins): its owner and mode, inject through plumbing, accept on the loop, remove on stop. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +43,27 @@ static void accept_cb(uv_poll_t *h, int status, int events)
 	}
 }
 
+/* The link's declared owner ("UID" or "UID:GID", inside the consumer) and socket_mode (octal),
+ * both validated when the graph was parsed; default the consumer's root and 0660: the
+ * container's root (and a group it gives access to) may connect, not every user in it. */
+static void link_owner(const struct pvx_link *l, struct pvx_owner *own)
+{
+	own->uid = 0;
+	own->gid = 0;
+	own->mode = 0660;
+	if (l->spec.owner) {
+		unsigned long u = 0, g = 0;
+		char *e;
+		u = strtoul(l->spec.owner, &e, 10);
+		if (*e == ':')
+			g = strtoul(e + 1, NULL, 10);
+		own->uid = (uid_t)u;
+		own->gid = (gid_t)g;
+	}
+	if (l->spec.socket_mode)
+		own->mode = (mode_t)strtoul(l->spec.socket_mode, NULL, 8) & 0777;
+}
+
 int pvx_listener_start(struct pvx_link *l, pvx_accept_cb cb, void *opaque,
 		       struct pvx_listener **out, struct pv_error *err)
 {
@@ -51,7 +72,8 @@ int pvx_listener_start(struct pvx_link *l, pvx_accept_cb cb, void *opaque,
 	struct pvx_listener *ls = calloc(1, sizeof(*ls));
 	if (!ls)
 		return pv_error_set(err, -ENOMEM, "out of memory");
-	struct pvx_owner own = PVX_OWNER_DEFAULT;
+	struct pvx_owner own;
+	link_owner(l, &own);
 	int rc = pvx_plumb_listen(l->spec.consumer_pid, target, &own, &ls->fd, &ls->inj, err);
 	if (rc < 0) {
 		free(ls);

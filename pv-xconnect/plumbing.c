@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include <linux/bpf.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -206,9 +207,16 @@ static int run_in_ns(int ns_fd, ns_fn fn, void *arg, int *out_fd, struct ns_resu
 
 /* ---- path walking (runs in the child, after setns: "/" is the namespace root) ---- */
 
+/* Host uid/gid pair (what fchownat takes from the daemon). */
+struct ids {
+	uid_t uid;
+	gid_t gid;
+};
+
 /* Opens the parent directory of path without following any symlink, creating missing
- * directories (mode 0755) when create is set. *base points into path at the last component. */
-static int open_parent(const char *path, bool create, int *dirfd, const char **base,
+ * directories (mode 0755, owned by *create: the consumer's root) when create is set. *base
+ * points into path at the last component. */
+static int open_parent(const char *path, const struct ids *create, int *dirfd, const char **base,
 		       struct ns_result *r)
 {
 	char buf[PATH_MAX];
@@ -242,6 +250,15 @@ static int open_parent(const char *path, bool create, int *dirfd, const char **b
 		if (nfd == -ENOENT && create) {
 			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
 				res_fail(r, -errno, "target `%s`: mkdir `%s`: %s", path, comp,
+					 strerror(errno));
+				close(fd);
+				return r->rc;
+			}
+			/* ours, made for the consumer: its root may manage it (a user namespace's
+			 * root is not host root) */
+			if ((create->uid || create->gid) &&
+			    fchownat(fd, comp, create->uid, create->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+				res_fail(r, -errno, "target `%s`: chown `%s`: %s", path, comp,
 					 strerror(errno));
 				close(fd);
 				return r->rc;
@@ -307,15 +324,90 @@ static int clear_target(int dirfd, const char *base, const char *path, bool keep
 
 struct listen_arg {
 	const char *target;
-	struct pvx_owner own;
+	struct pvx_owner own; /* host ids by now */
+	struct ids dirs;
 };
 
-static int listen_fn(void *arg, struct ns_result *r)
+/* The host id that `inside` is in pid's user namespace (/proc/<pid>/uid_map or gid_map; the
+ * initial namespace maps every id to itself). -ERANGE when it is not mapped. */
+static int map_id(pid_t pid, const char *which, unsigned inside, unsigned *out)
 {
-	struct listen_arg *a = arg;
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/%s", (int)pid, which);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	unsigned long a, b, n;
+	int rc = -ERANGE;
+	while (fscanf(f, "%lu %lu %lu", &a, &b, &n) == 3)
+		if (inside >= a && inside - a < n) {
+			*out = (unsigned)(b + (inside - a));
+			rc = 0;
+			break;
+		}
+	fclose(f);
+	return rc;
+}
+
+/* uid/gid as seen inside the consumer -> host ids. */
+static int consumer_ids(pid_t pid, unsigned uid, unsigned gid, struct ids *out,
+			struct pv_error *err)
+{
+	unsigned hu, hg;
+	int rc = map_id(pid, "uid_map", uid, &hu);
+	if (rc == 0)
+		rc = map_id(pid, "gid_map", gid, &hg);
+	if (rc < 0)
+		return pv_error_set(err, rc, "pid %d: owner %u:%u: %s", (int)pid, uid, gid,
+				    rc == -ERANGE ? "not mapped in the consumer's user namespace"
+						  : strerror(-rc));
+	out->uid = (uid_t)hu;
+	out->gid = (gid_t)hg;
+	return 0;
+}
+
+/* Jobs that create in the consumer do it as the consumer's root (file system uid/gid of the
+ * namespace thread only): a file system mounted inside a user namespace (an unprivileged
+ * container's own tmpfs /run) refuses inodes owned by ids it cannot map (EOVERFLOW), and what
+ * we create is the consumer's from the start. A non-zero fsuid drops the file capabilities from
+ * the effective set; they are raised again from the permitted set, for this thread only. */
+struct fs_saved {
+	long uid, gid;
+	bool set;
+};
+
+static int fs_as(const struct ids *id, struct fs_saved *sv)
+{
+	sv->set = false;
+	if (!id->uid && !id->gid)
+		return 0;
+	sv->gid = syscall(SYS_setfsgid, id->gid);
+	sv->uid = syscall(SYS_setfsuid, id->uid);
+	sv->set = true;
+	if ((uid_t)syscall(SYS_setfsuid, -1) != id->uid)
+		return -EPERM;
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	d[0].effective = d[0].permitted;
+	d[1].effective = d[1].permitted;
+	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+static void fs_restore(const struct fs_saved *sv)
+{
+	if (!sv->set)
+		return;
+	syscall(SYS_setfsuid, sv->uid);
+	syscall(SYS_setfsgid, sv->gid);
+}
+
+static int listen_do(struct listen_arg *a, struct ns_result *r)
+{
 	int dirfd cleanup_close = -1;
 	const char *base;
-	if (open_parent(a->target, true, &dirfd, &base, r) < 0)
+	if (open_parent(a->target, &a->dirs, &dirfd, &base, r) < 0)
 		return -1;
 	if (clear_target(dirfd, base, a->target, true, r) < 0)
 		return -1;
@@ -360,6 +452,20 @@ static int listen_fn(void *arg, struct ns_result *r)
 	return fd;
 }
 
+static int listen_fn(void *arg, struct ns_result *r)
+{
+	struct listen_arg *a = arg;
+	struct fs_saved sv;
+	int rc = fs_as(&a->dirs, &sv);
+	int fd = -1;
+	if (rc < 0)
+		res_fail(r, rc, "act as the consumer's root: %s", strerror(-rc));
+	else
+		fd = listen_do(a, r);
+	fs_restore(&sv);
+	return fd;
+}
+
 static int inj_set(struct pvx_injected *inj, pid_t pid, const char *path,
 		   const struct ns_result *res, bool mounted)
 {
@@ -381,8 +487,17 @@ int pvx_plumb_listen(pid_t pid, const char *target, const struct pvx_owner *own,
 	int rc = open_ns(pid, &ns, err);
 	if (rc < 0)
 		return rc;
+	/* own is in the consumer's ids (default: its root, see PVX_OWNER_DEFAULT) */
 	struct listen_arg a = {.target = target,
 			       .own = own ? *own : (struct pvx_owner)PVX_OWNER_DEFAULT};
+	struct ids sock;
+	rc = consumer_ids(pid, a.own.uid, a.own.gid, &sock, err);
+	if (rc == 0)
+		rc = consumer_ids(pid, 0, 0, &a.dirs, err);
+	if (rc < 0)
+		return rc;
+	a.own.uid = sock.uid;
+	a.own.gid = sock.gid;
 	struct ns_result res;
 	rc = run_in_ns(ns, listen_fn, &a, fd, &res);
 	if (rc < 0)
@@ -403,7 +518,10 @@ struct bind_arg {
 	int cons_ns; /* consumer mount ns */
 	const char *socket;
 	const char *target;
+	struct ids dirs;
 };
+
+static void bind_attach(struct bind_arg *a, int tree, struct ns_result *r);
 
 static int bind_fn(void *arg, struct ns_result *r)
 {
@@ -433,29 +551,42 @@ static int bind_fn(void *arg, struct ns_result *r)
 		res_fail(r, -errno, "setns consumer: %s", strerror(errno));
 		return -1;
 	}
+	struct fs_saved sv;
+	int rc = fs_as(&a->dirs, &sv);
+	if (rc < 0)
+		res_fail(r, rc, "act as the consumer's root: %s", strerror(-rc));
+	else
+		bind_attach(a, tree, r);
+	fs_restore(&sv);
+	return -1;
+}
+
+/* In the consumer's namespace: the mount point at target, the provider's socket on it. */
+static void bind_attach(struct bind_arg *a, int tree, struct ns_result *r)
+{
+	struct stat st;
 	int dirfd cleanup_close = -1;
 	const char *base;
-	if (open_parent(a->target, true, &dirfd, &base, r) < 0)
-		return -1;
+	if (open_parent(a->target, &a->dirs, &dirfd, &base, r) < 0)
+		return;
 	if (clear_target(dirfd, base, a->target, false, r) < 0)
-		return -1;
+		return;
 	int f = openat(dirfd, base, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0666);
 	if (f < 0) {
 		res_fail(r, -errno, "target `%s`: create mount point: %s", a->target,
 			 strerror(errno));
-		return -1;
+		return;
 	}
 	close(f);
 	if (syscall(SYS_move_mount, tree, "", dirfd, base, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
 		res_fail(r, -errno, "target `%s`: move_mount: %s", a->target, strerror(errno));
 		unlinkat(dirfd, base, 0);
-		return -1;
+		return;
 	}
 	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		r->dev = st.st_dev;
 		r->ino = st.st_ino;
 	}
-	return -1;
 }
 
 int pvx_plumb_bind_socket(pid_t provider_pid, const char *socket_path, pid_t consumer_pid,
@@ -475,6 +606,9 @@ int pvx_plumb_bind_socket(pid_t provider_pid, const char *socket_path, pid_t con
 		return pv_error_set(err, -errno, "open %s: %s", p, strerror(errno));
 	struct bind_arg a = {
 	    .proot = proot, .cons_ns = cns, .socket = socket_path, .target = target};
+	rc = consumer_ids(consumer_pid, 0, 0, &a.dirs, err);
+	if (rc < 0)
+		return rc;
 	struct ns_result res;
 	rc = run_in_ns(pns, bind_fn, &a, NULL, &res);
 	if (rc < 0)
@@ -492,14 +626,14 @@ struct mknod_arg {
 	const char *target;
 	mode_t mode; /* type | permission bits */
 	dev_t rdev;
+	struct ids dirs;
 };
 
-static int mknod_fn(void *arg, struct ns_result *r)
+static int mknod_do(struct mknod_arg *a, struct ns_result *r)
 {
-	struct mknod_arg *a = arg;
 	int dirfd cleanup_close = -1;
 	const char *base;
-	if (open_parent(a->target, true, &dirfd, &base, r) < 0)
+	if (open_parent(a->target, &a->dirs, &dirfd, &base, r) < 0)
 		return -1;
 	struct stat st;
 	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -524,6 +658,19 @@ done:
 	return -1;
 }
 
+static int mknod_fn(void *arg, struct ns_result *r)
+{
+	struct mknod_arg *a = arg;
+	struct fs_saved sv;
+	int rc = fs_as(&a->dirs, &sv);
+	if (rc < 0)
+		res_fail(r, rc, "act as the consumer's root: %s", strerror(-rc));
+	else
+		mknod_do(a, r);
+	fs_restore(&sv);
+	return -1;
+}
+
 int pvx_plumb_mknod(pid_t provider_pid, const char *node_path, pid_t consumer_pid,
 		    const char *target, struct pvx_injected *inj, struct pv_error *err)
 {
@@ -544,6 +691,9 @@ int pvx_plumb_mknod(pid_t provider_pid, const char *node_path, pid_t consumer_pi
 		return rc;
 	struct mknod_arg a = {
 	    .target = target, .mode = st.st_mode & (S_IFMT | 07777), .rdev = st.st_rdev};
+	rc = consumer_ids(consumer_pid, 0, 0, &a.dirs, err);
+	if (rc < 0)
+		return rc;
 	struct ns_result res;
 	rc = run_in_ns(ns, mknod_fn, &a, NULL, &res);
 	if (rc < 0)
@@ -869,7 +1019,7 @@ static int remove_fn(void *arg, struct ns_result *r)
 	const struct pvx_injected *inj = ((struct remove_arg *)arg)->inj;
 	int dirfd cleanup_close = -1;
 	const char *base;
-	if (open_parent(inj->path, false, &dirfd, &base, r) < 0)
+	if (open_parent(inj->path, NULL, &dirfd, &base, r) < 0)
 		return -1;
 	struct stat st;
 	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {

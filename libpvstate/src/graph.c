@@ -40,6 +40,8 @@ void pv_link_free(struct pv_link *l)
 	free(l->target);
 	free(l->socket);
 	free(l->mode);
+	free(l->owner);
+	free(l->socket_mode);
 	free(l->error);
 	memset(l, 0, sizeof(*l));
 }
@@ -59,6 +61,8 @@ int pv_link_copy(struct pv_link *dst, const struct pv_link *src)
 	dst->target = dup_or_null(src->target, &oom);
 	dst->socket = dup_or_null(src->socket, &oom);
 	dst->mode = dup_or_null(src->mode, &oom);
+	dst->owner = dup_or_null(src->owner, &oom);
+	dst->socket_mode = dup_or_null(src->socket_mode, &oom);
 	dst->state = src->state;
 	dst->error = dup_or_null(src->error, &oom);
 	if (oom) {
@@ -116,7 +120,8 @@ bool pv_link_equal(const struct pv_link *a, const struct pv_link *b)
 	       a->consumer_pid == b->consumer_pid && str_eq(a->provider, b->provider) &&
 	       a->provider_pid == b->provider_pid && str_eq(a->role, b->role) &&
 	       str_eq(a->interface, b->interface) && str_eq(a->socket, b->socket) &&
-	       str_eq(a->mode, b->mode);
+	       str_eq(a->mode, b->mode) && str_eq(a->owner, b->owner) &&
+	       str_eq(a->socket_mode, b->socket_mode);
 }
 
 /* ---- build ---- */
@@ -243,6 +248,10 @@ static cJSON *link_to_json(const struct pv_link *l, bool with_status)
 	    add_str_or_null(o, "target", l->target) && add_str_or_null(o, "socket", l->socket);
 	if (ok && l->mode)
 		ok = cJSON_AddStringToObject(o, "mode", l->mode) != NULL;
+	if (ok && l->owner)
+		ok = cJSON_AddStringToObject(o, "owner", l->owner) != NULL;
+	if (ok && l->socket_mode)
+		ok = cJSON_AddStringToObject(o, "socket_mode", l->socket_mode) != NULL;
 	/* A status nobody reported yet is left out rather than guessed. */
 	if (ok && with_status && l->state != PV_LINK_UNKNOWN) {
 		ok = cJSON_AddStringToObject(o, "state", pv_link_state_str(l->state)) != NULL;
@@ -304,6 +313,40 @@ static int get_str(const cJSON *o, size_t idx, const char *k, bool required, con
 	return 0;
 }
 
+/* "UID" or "UID:GID", decimal, each below 2^32-1 (-1 is "no change" to chown). */
+static bool valid_owner(const char *s)
+{
+	for (int part = 0; part < 2; part++) {
+		unsigned long long v = 0;
+		const char *p = s;
+		while (*p >= '0' && *p <= '9' && p - s < 11)
+			v = v * 10 + (unsigned long long)(*p++ - '0');
+		if (p == s || v >= 0xffffffffULL)
+			return false;
+		if (!*p)
+			return true;
+		if (*p != ':' || part)
+			return false;
+		s = p + 1;
+	}
+	return false;
+}
+
+/* Octal permission bits, at most 0777 (no setuid/setgid/sticky on a socket). */
+static bool valid_socket_mode(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 4)
+		return false;
+	unsigned v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '7')
+			return false;
+		v = v * 8 + (unsigned)(s[i] - '0');
+	}
+	return v <= 0777;
+}
+
 static int get_pid(const cJSON *o, size_t idx, const char *k, int *dst, struct pv_error *err)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -350,8 +393,23 @@ int pv_graph_from_cjson(const cJSON *a, struct pv_graph *out, struct pv_error *e
 		    (r = get_str(o, i, "target", false, NULL, &l->target, err)) ||
 		    (r = get_str(o, i, "socket", false, NULL, &l->socket, err)) ||
 		    (r = get_str(o, i, "mode", false, NULL, &l->mode, err)) ||
+		    (r = get_str(o, i, "owner", false, NULL, &l->owner, err)) ||
+		    (r = get_str(o, i, "socket_mode", false, NULL, &l->socket_mode, err)) ||
 		    (r = get_str(o, i, "error", false, NULL, &l->error, err)))
 			break;
+		if (l->owner && !valid_owner(l->owner)) {
+			r = pv_error_set(err, -EINVAL,
+					 "graph: links[%zu].owner: \"%s\" is not UID or UID:GID", i,
+					 l->owner);
+			break;
+		}
+		if (l->socket_mode && !valid_socket_mode(l->socket_mode)) {
+			r = pv_error_set(err, -EINVAL,
+					 "graph: links[%zu].socket_mode: \"%s\" is not octal "
+					 "permission bits (e.g. \"0660\")",
+					 i, l->socket_mode);
+			break;
+		}
 		const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state");
 		if (st && !cJSON_IsNull(st)) {
 			if (!cJSON_IsString(st) ||

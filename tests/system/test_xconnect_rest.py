@@ -2,6 +2,8 @@
 ones replaced, chunked bodies and pipelining, 400 from the proxy on malformed requests."""
 import json
 import os
+import stat
+import subprocess
 import sys
 
 import pytest
@@ -125,3 +127,98 @@ def test_400_after_good_request_keeps_order(rest):
     status, _, _ = r.response()
     assert status == 400
     s.close()
+
+
+# ---- owner and mode of the injected socket (the listener every mediated type shares) ----
+
+def inside(cons, code, uid=None, userns=False):
+    """Runs python code in the consumer's mount (and user) namespace, as uid if given."""
+    argv = ["nsenter", "-t", str(cons.pid), "-m"] + (["-U"] if userns else [])
+    if uid is not None:
+        argv += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"]
+    r = subprocess.run(argv + [sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=20)
+    return (r.stdout + r.stderr).strip()
+
+
+def try_connect(cons, path, uid=None, userns=False):
+    return inside(cons, "import socket, errno\ns = socket.socket(socket.AF_UNIX)\ntry:\n"
+                  " s.connect(%r); print('OK')\nexcept OSError as e:\n"
+                  " print(errno.errorcode[e.errno])" % path, uid, userns)
+
+
+def stat_inside(cons, path, userns=False):
+    out = inside(cons, "import os; st = os.lstat(%r); print(st.st_uid, st.st_gid, "
+                 "oct(st.st_mode & 0o7777))" % path, userns=userns)
+    return tuple(out.split())
+
+
+def owner_env(owner=None, socket_mode=None, userns=False):
+    e = Env()
+    os.chmod(e.dir, 0o755)  # a user namespace's root must reach its own root directory
+    prov, sock = e.provider("nm", mode="http-server", sock="api.sock")
+    assert wait_for(lambda: os.path.exists(prov.path(sock)))
+    cons = e.userns("client") if userns else e.ns("client")
+    target = cons.root + "/run/pvx/api.sock"
+    l = link("client", cons.pid, "nm", prov.pid, "api", target, sock, type_="rest")
+    if owner:
+        l["owner"] = owner
+    if socket_mode:
+        l["socket_mode"] = socket_mode
+    e.start_daemon()
+    e.engine.push([l])
+    return e, cons, target
+
+
+def test_default_owner_is_consumer_root_mode_0660():
+    e, cons, target = owner_env()
+    try:
+        assert e.engine.wait_state("client", "api", "up"), e.daemon_log()[-2000:]
+        assert stat_inside(cons, target) == ("0", "0", "0o660")
+        assert stat_inside(cons, os.path.dirname(target)) == ("0", "0", "0o755")
+        assert try_connect(cons, target) == "OK"
+        # an unprivileged user of the consumer is not let in by default
+        assert try_connect(cons, target, uid=1000) == "EACCES"
+    finally:
+        e.close()
+
+
+def test_declared_owner_and_mode():
+    e, cons, target = owner_env("1000:1001", "0600")
+    try:
+        assert e.engine.wait_state("client", "api", "up"), e.daemon_log()[-2000:]
+        assert stat_inside(cons, target) == ("1000", "1001", "0o600")
+        assert try_connect(cons, target, uid=1000) == "OK"
+        assert try_connect(cons, target, uid=1001) == "EACCES"
+        # a changed mode is a changed link: re-injected with the new bits
+        l = dict(e.engine.links[0], socket_mode="0666")
+        e.engine.push([l])
+        assert wait_for(lambda: stat_inside(cons, target) == ("1000", "1001", "0o666"))
+        assert try_connect(cons, target, uid=1001) == "OK"
+    finally:
+        e.close()
+
+
+def test_user_namespace_root_owns_what_is_injected():
+    e, cons, target = owner_env(userns=True)
+    try:
+        assert e.engine.wait_state("client", "api", "up"), e.daemon_log()[-2000:]
+        # host view: the container's root is 200000; its own view: 0
+        st = os.lstat(cons.path(target))
+        assert (st.st_uid, st.st_gid) == (200000, 200000)
+        assert os.lstat(cons.path(os.path.dirname(target))).st_uid == 200000
+        assert stat_inside(cons, target, userns=True) == ("0", "0", "0o660")
+        assert try_connect(cons, target, userns=True) == "OK"
+        assert try_connect(cons, target, uid=1000, userns=True) == "EACCES"
+    finally:
+        e.close()
+
+
+def test_owner_not_mapped_in_user_namespace_is_an_error():
+    e, cons, target = owner_env(owner="70000", userns=True)
+    try:
+        l = e.engine.wait_state("client", "api", "error")
+        assert l and "not mapped" in l["error"] and "70000" in l["error"], l
+        assert not os.path.exists(cons.path(target))
+    finally:
+        e.close()

@@ -189,6 +189,46 @@ class NsProc:
             self.p.wait()
 
 
+USERNS_CHILD = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000 | 0x20000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+    sys.exit("unshare: errno %d" % ctypes.get_errno())
+print(os.getpid(), flush=True)
+sys.stdin.readline()  # the parent wrote our id maps
+# still holding every capability of the new namespace (no exec since unshare): become its root
+os.setresgid(0, 0, 0)
+os.setresuid(0, 0, 0)
+if (libc.mount(b"none", b"/", None, 16384 | (1 << 18), None) != 0 or  # MS_REC | MS_PRIVATE
+        libc.mount(b"pvx-test", sys.argv[1].encode(), b"tmpfs", 0, None) != 0):
+    sys.exit("mount: errno %d" % ctypes.get_errno())
+os.execvp("sleep", ["sleep", "3600"])
+"""
+
+
+class UserNsProc(NsProc):
+    """Like NsProc, in its own user namespace too: ids 0-65535 inside are base.. outside (the
+    maps are written from here: no newuidmap needed). The temp dir must be reachable (0755)."""
+
+    def __init__(self, root, log, base):
+        os.makedirs(root, exist_ok=True)
+        self.root = root
+        self.p = subprocess.Popen([sys.executable, "-c", USERNS_CHILD, root],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                  start_new_session=True)
+        line = self.p.stdout.readline()
+        if not line.strip():
+            raise RuntimeError("user namespace process did not start")
+        self.pid = int(line)
+        for m in ("uid_map", "gid_map"):
+            with open("/proc/%d/%s" % (self.pid, m), "w") as f:
+                f.write("0 %d 65536\n" % base)
+        self.p.stdin.write(b"\n")
+        self.p.stdin.flush()
+        if not wait_for(lambda: " %s " % root in open("/proc/%d/mountinfo" % self.pid).read()):
+            raise RuntimeError("user namespace process did not mount its root")
+
+
 class Env:
     def __init__(self):
         self.id = uuid.uuid4().hex[:8]
@@ -217,6 +257,11 @@ class Env:
 
     def ns(self, name, argv=None):
         p = NsProc(os.path.join(self.dir, name), argv or ["sleep", "3600"], self.log)
+        self.procs.append(p)
+        return p
+
+    def userns(self, name, base=200000):
+        p = UserNsProc(os.path.join(self.dir, name), self.log, base)
         self.procs.append(p)
         return p
 

@@ -24,6 +24,11 @@ struct pv_link {
 	char *target;	 /* may be NULL (emitted as null) */
 	char *socket;
 	char *mode; /* "direct" | "mediated" | NULL (our extension, emitted only if set) */
+	/* The injected socket's owner and permission bits (our extension, emitted only if set):
+	 * owner "UID" or "UID:GID" as seen inside the consumer, socket_mode octal "0660".
+	 * NULL: the consumer's root and 0660. Validated when a graph is parsed. */
+	char *owner;
+	char *socket_mode;
 	/* live status, filled by pv-xconnect; emitted only when state != PV_LINK_UNKNOWN */
 	enum pv_link_state state;
 	char *error;

@@ -70,7 +70,8 @@ const struct pv_ctrl_route pv_ctrl_routes[] = {
      PV_CTRL_ROLE_MGMT,
      256,
      false},
-    {PV_R_USER_META_LIST, PV_M_GET, "/user-meta", {0}, PV_CTRL_ROLE_MGMT, 0, false},
+    /* any caller: a non-mgmt container gets its own view (ep_meta.c) */
+    {PV_R_USER_META_LIST, PV_M_GET, "/user-meta", {0}, PV_CTRL_ROLE_ANY, 0, false},
     {PV_R_USER_META_PUT,
      PV_M_PUT,
      "/user-meta/{}",
@@ -85,7 +86,7 @@ const struct pv_ctrl_route pv_ctrl_routes[] = {
      PV_CTRL_ROLE_MGMT,
      0,
      false},
-    {PV_R_DEVICE_META_LIST, PV_M_GET, "/device-meta", {0}, PV_CTRL_ROLE_MGMT, 0, false},
+    {PV_R_DEVICE_META_LIST, PV_M_GET, "/device-meta", {0}, PV_CTRL_ROLE_ANY, 0, false},
     {PV_R_DEVICE_META_PUT,
      PV_M_PUT,
      "/device-meta/{}",

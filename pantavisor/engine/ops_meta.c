@@ -1,5 +1,7 @@
 /* ops_meta.c: user- and device-metadata: one file per key in <storage>/cache/{usrmeta,devmeta},
- * mirrored into <rundir>/{user,device}-meta/ where containers read them (spec core §3, §5.3). */
+ * mirrored into <rundir>/{user,device}-meta/ where containers read them (spec core §3, §5.3), and
+ * each container's view: a key "<c>.<k>" is also <rundir>/{user,device}-meta.<c>/<k> (upstream's
+ * per-container directory) and is what meta-list {container: c} answers. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -41,6 +43,38 @@ static int dirs(struct pv_engine *e, const struct pv_msg *m, char *store, char *
 	return 0;
 }
 
+/* "<c>.<k>" → the container part and the key inside its view; false for keys without both. */
+static bool view_split(const char *key, char *ctr, size_t clen, const char **rest)
+{
+	const char *dot = strchr(key, '.');
+	if (!dot || dot == key || !dot[1] || (size_t)(dot - key) >= clen)
+		return false;
+	memcpy(ctr, key, (size_t)(dot - key));
+	ctr[dot - key] = '\0';
+	*rest = dot + 1;
+	return true;
+}
+
+/* Mirrors (value) or removes (value NULL) key in its container's view dir <run>.<c>/. */
+static void view_mirror(const char *run, const char *key, const char *value, size_t len)
+{
+	char ctr[META_KEY_MAX + 1], dir[4500], path[4800];
+	const char *rest;
+	if (!view_split(key, ctr, sizeof(ctr), &rest))
+		return;
+	snprintf(dir, sizeof(dir), "%s.%s", run, ctr);
+	snprintf(path, sizeof(path), "%s/%s", dir, rest);
+	if (!value) {
+		unlink(path);
+		return;
+	}
+	struct pv_error err = PV_ERROR_INIT;
+	pv_mkdir_p(dir, 0755);
+	if (pv_file_write_atomic(path, value, len, 0644, &err) < 0)
+		pv_log_error(PV_LOG_WARN, "meta", &err);
+	pv_error_clear(&err);
+}
+
 static const char *key_arg(const struct pv_msg *m, char **reply)
 {
 	const char *key = NULL;
@@ -63,6 +97,11 @@ char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m)
 	if (dirs(e, m, store, run, sizeof(store)) < 0)
 		return pv_msg_reply_error(m->id, 400,
 					  "meta-list: args.kind must be user or device");
+	/* a container's view: only its "<c>." keys, named without the prefix */
+	const char *view = NULL;
+	if (pv_msg_arg_str(m, "container", &view) < 0 || (view && !view[0]))
+		view = NULL;
+	size_t vlen = view ? strlen(view) : 0;
 	char **keys = NULL, **vals = NULL;
 	size_t n = 0, cap = 0;
 	DIR *d = opendir(store);
@@ -70,6 +109,9 @@ char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m)
 	while (d && (de = readdir(d))) {
 		char path[4500], *v = NULL;
 		if (!key_ok(de->d_name))
+			continue;
+		if (view && (strncmp(de->d_name, view, vlen) || de->d_name[vlen] != '.' ||
+			     !de->d_name[vlen + 1]))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", store, de->d_name);
 		if (pv_file_read_all(path, META_VALUE_MAX, &v, NULL, NULL) < 0)
@@ -87,7 +129,7 @@ char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m)
 				break;
 			}
 		}
-		keys[n] = strdup(de->d_name);
+		keys[n] = strdup(view ? de->d_name + vlen + 1 : de->d_name);
 		vals[n] = v;
 		if (!keys[n]) {
 			free(v);
@@ -133,6 +175,7 @@ char *pv_op_meta_put(struct pv_engine *e, const struct pv_msg *m)
 	if (pv_file_write_atomic(path, value, strlen(value), 0644, &err) < 0)
 		pv_log_error(PV_LOG_WARN, "meta", &err);
 	pv_error_clear(&err);
+	view_mirror(run, key, value, strlen(value));
 	return pv_msg_reply(m->id, 200, NULL);
 }
 
@@ -155,6 +198,7 @@ char *pv_op_meta_delete(struct pv_engine *e, const struct pv_msg *m)
 	pv_fsync_dir(store);
 	snprintf(path, sizeof(path), "%s/%s", run, key);
 	unlink(path);
+	view_mirror(run, key, NULL, 0);
 	return pv_msg_reply(m->id, 200, NULL);
 }
 
@@ -177,8 +221,10 @@ void pv_meta_sync(struct pv_engine *e)
 				continue;
 			snprintf(src, sizeof(src), "%s/%s", store, de->d_name);
 			snprintf(dst, sizeof(dst), "%s/%s", run, de->d_name);
-			if (pv_file_read_all(src, META_VALUE_MAX, &v, &len, NULL) == 0)
+			if (pv_file_read_all(src, META_VALUE_MAX, &v, &len, NULL) == 0) {
 				pv_file_write_atomic(dst, v, len, 0644, NULL);
+				view_mirror(run, de->d_name, v, len);
+			}
 			free(v);
 		}
 		if (d)

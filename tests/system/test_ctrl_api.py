@@ -401,6 +401,34 @@ def test_non_root_host_user_is_not_the_device(env):
     assert r.stdout.rpartition("\n")[2] == "403", r
 
 
+# ---- metadata views ----
+
+@pytest.mark.parametrize("kind", ["user-meta", "device-meta"])
+def test_meta_container_view(env, kind):
+    # "<container>.<key>" belongs to that container's view (upstream's <kind>.<container>/)
+    keys = {env.ap + ".color": "blue", env.mg + ".x": "1", "pvtest.global": "g"}
+    for k, v in keys.items():
+        st, body = env.curl("/%s/%s" % (kind, k), "PUT", data=v)
+        assert st == 200, (k, st, body)
+    try:
+        st, body = env.curl("/" + kind, who=env.ap)  # non-mgmt: its own view only
+        assert st == 200 and json.loads(body) == {"color": "blue"}, (st, body)
+        for who in (None, env.mg):  # host and mgmt: every key, as upstream
+            st, body = env.curl("/" + kind, who=who)
+            assert st == 200 and all(json.loads(body).get(k) == v for k, v in keys.items())
+        view = os.path.join(env.rundir, "%s.%s" % (kind, env.ap))
+        assert open(os.path.join(view, "color")).read() == "blue"
+        # writing stays mgmt-only
+        st, _ = env.curl("/%s/%s.color" % (kind, env.ap), "PUT", data="red", who=env.ap)
+        assert st == 403
+    finally:
+        for k in keys:
+            env.curl("/%s/%s" % (kind, k), "DELETE")
+    assert not os.path.exists(os.path.join(env.rundir, "%s.%s" % (kind, env.ap), "color"))
+    st, body = env.curl("/" + kind, who=env.ap)
+    assert st == 200 and json.loads(body) == {}, body
+
+
 # ---- status codes and bad input ----
 
 def test_unknown_path_404(env):

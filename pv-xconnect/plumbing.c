@@ -490,7 +490,7 @@ int pvx_plumb_listen(pid_t pid, const char *target, const struct pvx_owner *own,
 	/* own is in the consumer's ids (default: its root, see PVX_OWNER_DEFAULT) */
 	struct listen_arg a = {.target = target,
 			       .own = own ? *own : (struct pvx_owner)PVX_OWNER_DEFAULT};
-	struct ids sock;
+	struct ids sock = {0, 0};
 	rc = consumer_ids(pid, a.own.uid, a.own.gid, &sock, err);
 	if (rc == 0)
 		rc = consumer_ids(pid, 0, 0, &a.dirs, err);

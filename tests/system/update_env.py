@@ -354,10 +354,14 @@ class UpdateDevice:
         except (OSError, ValueError):
             return None
 
-    def engine_pids(self):
-        out = pvtest.run(["pgrep", "-f", "pv-engine --mode appengine --rundir %s" %
-                          self.dev.rundir], check=False).stdout
+    def daemon_pids(self, name):
+        """Pids of init's daemon `name` (pv-engine, pv-ctrl, pv-xconnect) of this device."""
+        out = pvtest.run(["pgrep", "-f", "%s --mode appengine --rundir %s( |$)" %
+                          (name, self.dev.rundir)], check=False).stdout
         return [int(x) for x in out.split()]
+
+    def engine_pids(self):
+        return self.daemon_pids("pv-engine")
 
     def init_pids(self):
         out = pvtest.run(["pgrep", "-f", "pantavisor --mode appengine --storage %s" %
@@ -464,11 +468,12 @@ class UpdateDevice:
         assert st == 200, "PUT /steps/%s: %d %s\n%s" % (rev, st, body, self.diag())
         return rev
 
-    def poll(self, rev, timeout=60, until=FINAL, step=0.05, timeline=None):
+    def poll(self, rev, timeout=60, until=FINAL, step=0.05, timeline=None, t0=None):
         """Polls GET /steps/<rev>/progress until its status is in `until`; returns (progress,
-        timeline) where timeline lists (seconds since the call, status, status-msg) each time
-        the pair changed. Errors while pv-ctrl is down (reboot) are skipped."""
-        t0 = time.monotonic()
+        timeline) where timeline lists (seconds since t0 (default: the call), status,
+        status-msg) each time the pair changed. Errors while pv-ctrl is down (reboot) are
+        skipped."""
+        t0 = time.monotonic() if t0 is None else t0
         timeline = [] if timeline is None else timeline
         last = None
         while True:
@@ -508,7 +513,11 @@ def make_pvrexport(path, revision):
             ti.size = len(data)
             ti.mode = 0o644
             t.addfile(ti, io.BytesIO(data))
-        add("json", json.dumps(state, sort_keys=True, indent=1).encode())
+        # one key per line, as pvr writes it; each value in the factory's serialization, so
+        # only what really changed differs from the running revision (jsons compare as text)
+        text = "{\n%s\n}\n" % ",\n".join("  %s: %s" % (json.dumps(k), canon(state[k]))
+                                           for k in sorted(state))
+        add("json", text.encode())
         for sha, data in sorted(objects.items()):
             add("objects/" + sha, data)
     return path

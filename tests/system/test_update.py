@@ -1,0 +1,399 @@
+# test_update.py: the local update flow end to end on a pv-appengine device (real init, engine,
+# pv-ctrl, LXC): hot update, update with reboot, rollback on a crashing container and on a goal
+# timeout, bad input (checksum, state, names, missing objects, busy, truncated upload), pvcontrol.
+import json
+import os
+import re
+import socket
+import time
+
+import pytest
+
+import pvtest
+import update_env as U
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (LXC, loop devices)"),
+    pytest.mark.skipif(not all(os.path.exists(pvtest.bin_path(b)) for b in
+                               ("pantavisor", "pv-engine", "pv-ctrl", "pv-appengine", "pvcontrol")),
+                       reason="pantavisor, pv-engine, pv-ctrl or pvcontrol not built"),
+]
+
+
+@pytest.fixture
+def ud(device):
+    return U.UpdateDevice(device, n=3)
+
+
+def mounts_of(ud, name):
+    return pvtest.mounts_under(os.path.join(ud.dev.root, "volumes", name))
+
+
+def assert_order(tl, *want):
+    """The statuses `want` appear in this order in the timeline (others may be between)."""
+    seen = U.statuses(tl)
+    i = 0
+    for s in seen:
+        if i < len(want) and s == want[i]:
+            i += 1
+    assert i == len(want), "want %s in order, saw %s" % (want, tl)
+
+
+def assert_on_old_revision(ud, rev, pids0, keep):
+    """The device is back on revision 0: its containers with the factory config, `keep` with
+    their old pid, trails/current -> 0, pv_try cleared, the update's trail still verifies."""
+    assert ud.wait_running(ud.rev0, 30), ud.diag()
+    pids = ud.pids()
+    for n in keep:
+        assert pids[n] == pids0[n], "%s restarted during the rollback: %s -> %s" % (
+            n, pids0[n], pids[n])
+    assert ud.current() == "0", ud.diag()
+    env = ud.bootenv()
+    assert env.get("pv_rev", "0") == "0" and env.get("pv_try", "") == "", env
+    assert U.trail_problems(ud, "0") == []
+
+
+# ------------------------------------------------------------------------------------ good paths
+
+def test_hot_update_restarts_only_the_changed_container(ud):
+    ud.start()
+    pids0 = ud.pids()
+    a, b, c = ud.name(0), ud.name(1), ud.name(2)
+    r1 = ud.rev0.copy()
+    r1.ctrs[b].mark = "r1"
+    t0 = time.monotonic()
+    p, tl, reply = ud.update("hot", r1)
+    elapsed = time.monotonic() - t0
+    assert reply[0] == 200, reply
+    rev = "locals/hot"
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert p["status-msg"] == U.MSG_UPDATED and p["progress"] == 100, p
+    assert ("INPROGRESS", U.MSG_HOT) in [(s, m) for _, s, m in tl], tl
+    assert ("TESTING", U.MSG_TEST_HOT) in [(s, m) for _, s, m in tl], tl
+    assert_order(tl, "INPROGRESS", "TESTING", "UPDATED")
+    # the commit timer ran: TESTING lasted the commit delay before UPDATED
+    t_test = [t for t, s, _ in tl if s == "TESTING"][0]
+    t_done = [t for t, s, _ in tl if s == "UPDATED"][0]
+    assert t_done - t_test >= ud.commit_delay - 0.3, tl
+    assert elapsed < ud.commit_delay + 20, tl
+    # only the changed container restarted, with its new config
+    assert ud.wait_running(r1, 10), ud.diag()
+    pids = ud.pids()
+    assert pids[a] == pids0[a] and pids[c] == pids0[c], (pids0, pids)
+    assert pids[b] != pids0[b], (pids0, pids)
+    # pv-ctrl reports the same pids as LXC
+    assert {n: x["pid"] for n, x in ud.containers().items()} == pids
+    assert all(x["status"] == "STARTED" for x in ud.containers().values()), ud.containers()
+    # hot update: running the new revision, pv_try set (committed at the next boot), pv_rev kept
+    assert ud.current() == rev
+    env = ud.bootenv()
+    assert env.get("pv_try") == rev and env.get("pv_rev") == "0", env
+    assert U.trail_problems(ud, rev) == []
+    assert not os.path.exists(ud.trail(rev, ".pv", "done"))
+    assert U.temp_files(ud) == []
+    # a clean stop after a hot switch leaves nothing behind
+    assert ud.stop() == 0, ud.log()[-4000:]
+    ud.dev.assert_clean()
+
+
+def test_hot_update_adds_and_removes_containers(ud):
+    ud.start()
+    pids0 = ud.pids()
+    a, b, c = ud.name(0), ud.name(1), ud.name(2)
+    r1 = ud.rev0.copy()
+    del r1.ctrs[c]
+    new = ud.name(3)
+    r1.ctrs[new] = U.Ctr(new, "r1")
+    p, tl, reply = ud.update("addrm", r1)
+    assert reply[0] == 200, reply
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.wait_running(r1, 10), ud.diag()
+    pids = ud.pids()
+    assert pids[a] == pids0[a] and pids[b] == pids0[b], (pids0, pids)
+    assert c not in pids and new in pids
+    # the removed container's volumes went with it; the new one's are mounted
+    assert mounts_of(ud, c) == [], mounts_of(ud, c)
+    assert mounts_of(ud, new), "no mount under volumes/%s" % new
+    assert set(ud.containers()) == {a, b, new}
+    assert U.trail_problems(ud, "locals/addrm") == []
+
+
+@pytest.mark.parametrize("how", ["root-file", "system-container"])
+def test_update_with_reboot_commits_done(device, how):
+    policies = ["system", "container", "container"]
+    ud = U.UpdateDevice(device, n=3, policies=policies)
+    ud.start()
+    init0 = ud.init_pids()
+    r1 = ud.rev0.copy()
+    if how == "root-file":
+        r1.files["README.md"] = b"release notes of r1\n"
+    else:
+        r1.ctrs[ud.name(0)].mark = "r1"  # restart_policy system: only a reboot may apply it
+    rev = "locals/" + how
+    p, tl, reply = ud.update(how, r1, timeout=120)
+    assert reply[0] == 200, reply
+    assert p and p["status"] == "DONE", (p, tl, ud.diag())
+    assert p["status-msg"] == U.MSG_DONE and p["progress"] == 100, p
+    assert ("TESTING", U.MSG_TEST_REBOOT) in [(s, m) for _, s, m in tl], tl
+    assert "UPDATED" not in U.statuses(tl), tl
+    # pantavisor was relaunched by pv-appengine on the try revision
+    log = ud.log()
+    assert re.search(r"launching pantavisor \(pv_rev=0 pv_try=%s\)" % re.escape(rev), log), \
+        log[-4000:]
+    assert ud.init_pids() and ud.init_pids() != init0
+    # committed: pv_rev = rev, pv_try cleared, .pv/done, current -> rev
+    env = ud.bootenv()
+    assert env.get("pv_rev") == rev and env.get("pv_try", "") == "", env
+    assert os.path.exists(ud.trail(rev, ".pv", "done"))
+    assert ud.current() == rev
+    assert ud.wait_running(r1, 30), ud.diag()
+    assert U.trail_problems(ud, rev) == []
+    if how == "root-file":
+        with open(ud.trail(rev, "README.md"), "rb") as f:
+            assert f.read() == b"release notes of r1\n"
+    # the factory revision is still a committed revision to come back to
+    assert U.trail_problems(ud, "0") == []
+
+
+def test_local_run_commit_reboots_even_a_hot_update(ud):
+    """LOCAL_RUN_COMMIT: an update that could go hot takes the reboot path and is committed."""
+    ud.start()
+    r1 = ud.rev0.copy()
+    r1.ctrs[ud.name(1)].mark = "r1"
+    p, tl, reply = ud.update("commit", r1, op="LOCAL_RUN_COMMIT", timeout=120)
+    assert reply[0] == 200, reply
+    assert p["status"] == "DONE" and p["status-msg"] == U.MSG_DONE, (p, tl, ud.diag())
+    assert "UPDATED" not in U.statuses(tl), tl
+    assert "launching pantavisor (pv_rev=0 pv_try=locals/commit)" in ud.log()
+    env = ud.bootenv()
+    assert env.get("pv_rev") == "locals/commit" and env.get("pv_try", "") == "", env
+    assert ud.wait_running(r1, 30), ud.diag()
+
+
+# ------------------------------------------------------------------------------------- rollbacks
+
+def test_new_container_crashing_rolls_back_to_old_revision(ud):
+    ud.start()
+    pids0 = ud.pids()
+    a, b, c = ud.name(0), ud.name(1), ud.name(2)
+    bad = ud.name(3)
+    r1 = ud.rev0.copy()
+    r1.ctrs[b].mark = "r1"
+    r1.ctrs[bad] = U.Ctr(bad, "r1", init="/bin/false")  # its init exits at once
+    p, tl, reply = ud.update("crash", r1, timeout=90)
+    rev = "locals/crash"
+    assert reply[0] == 200, reply
+    assert p["status"] == "ERROR", (p, tl, ud.diag())
+    assert p["status-msg"] == "A container could not be started", (p, tl)
+    assert p["progress"] == 100
+    assert "INPROGRESS" in U.statuses(tl), tl
+    assert_on_old_revision(ud, rev, pids0, keep=(a, c))
+    assert ud.pids()[b] != pids0[b]  # b ran r1 for a while, then r0 again
+    assert bad not in pvtest.lxc_running(ud.dev.lxcpath)
+    assert mounts_of(ud, bad) == []
+    # GET /steps tells why
+    step = ud.steps()[rev]
+    assert step["progress"]["status"] == "ERROR", step
+    assert step["progress"]["status-msg"] == p["status-msg"], step
+    # and the engine log names the container that failed
+    lines = [ln for ln in ud.log().splitlines() if bad in ln and
+             re.search(r"exit|fail|could not|error", ln, re.I)]
+    assert lines, ud.log()[-6000:]
+
+
+def test_goal_timeout_rolls_back(device):
+    ud = U.UpdateDevice(device, n=3, goals_timeout=4)
+    ud.start()
+    pids0 = ud.pids()
+    a, b, c = ud.name(0), ud.name(1), ud.name(2)
+    r1 = ud.rev0.copy()
+    r1.ctrs[b] = r1.ctrs[b].copy(mark="r1", status_goal="READY")  # nobody signals ready
+    t0 = time.monotonic()
+    p, tl, reply = ud.update("goal", r1, timeout=90)
+    assert reply[0] == 200, reply
+    assert p["status"] == "ERROR", (p, tl, ud.diag())
+    assert p["status-msg"] == "Status goal not reached", (p, tl)
+    # not before the group's timeout ran out
+    assert time.monotonic() - t0 >= 4 - 0.5, tl
+    assert "TESTING" not in U.statuses(tl), tl
+    assert_on_old_revision(ud, "locals/goal", pids0, keep=(a, c))
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+@pytest.fixture(scope="module")
+def quiet():
+    """One device for the bad-input tests: none of them may change what runs."""
+    d = pvtest.Device("upbad")
+    try:
+        u = U.UpdateDevice(d, n=2)
+        u.start()
+        u.pids0 = u.pids()
+        yield u
+    finally:
+        d.cleanup()
+
+
+def assert_untouched(ud):
+    assert ud.pids() == ud.pids0, (ud.pids0, ud.pids())
+    assert ud.matches(ud.rev0)
+    assert ud.current() == "0"
+    assert ud.bootenv().get("pv_try", "") == "", ud.bootenv()
+    assert U.temp_files(ud) == []
+
+
+def objects_dir(ud):
+    return os.listdir(os.path.join(ud.storage, "objects"))
+
+
+def test_bad_object_checksum_is_422_and_nothing_kept(quiet):
+    data = b"some bytes that do not hash to the name\n"
+    wrong = U.sha256(b"other bytes")
+    st, _, body = quiet.put_object(wrong, data)
+    assert st == 422, (st, body)
+    assert "checksum" in json.loads(body)["Error"], body
+    assert wrong not in objects_dir(quiet) and U.sha256(data) not in objects_dir(quiet)
+    assert_untouched(quiet)
+
+
+def test_invalid_state_is_422_and_no_trail_left(quiet):
+    r = quiet.rev0.copy()
+    state, objects = r.build()
+    quiet.upload(objects)
+    # run.json naming a config key that is not in the state
+    state["%s/run.json" % quiet.name(0)]["config"] = "nosuch.conf"
+    st, _, body = quiet.put_step("locals/invalid", U.canon(state))
+    assert st == 422, (st, body)
+    assert "nosuch.conf" in body, body
+    assert not os.path.exists(quiet.trail("locals", "invalid"))
+    # JSON, but not a state of ours
+    st, _, body = quiet.put_step("locals/invalid2", '{"#spec": "pantavisor-multi-platform@1"}')
+    assert st == 422, (st, body)
+    assert "#spec" in body, body
+    assert not os.path.exists(quiet.trail("locals", "invalid2"))
+    # not JSON at all: refused as a bad request before it reaches storage
+    st, _, body = quiet.put_step("locals/invalid3", '{"#spec": "pantavisor-service-system@1", ')
+    assert st in (400, 422), (st, body)
+    assert not os.path.exists(quiet.trail("locals", "invalid3"))
+    assert not {"locals/invalid", "locals/invalid2", "locals/invalid3"} & set(quiet.steps())
+    assert_untouched(quiet)
+
+
+def test_missing_objects_wontgo_running_revision_untouched(quiet):
+    r = quiet.rev0.copy()
+    r.ctrs[quiet.name(1)].mark = "never-uploaded"
+    state, objects = r.build()
+    missing = state["%s/lxc.container.conf" % quiet.name(1)]
+    assert missing not in objects_dir(quiet)
+    rev = "locals/missing"
+    st, _, body = quiet.put_step(rev, U.canon(state))  # no object check at PUT (upstream)
+    assert st == 200, body
+    st, _, body = quiet.run_cmd(rev)
+    assert st == 422, (st, body)
+    assert missing in body, body
+    p = quiet.progress(rev)
+    assert p["status"] == "WONTGO" and p["status-msg"] == "Object validation went wrong", p
+    assert p["progress"] == 100
+    time.sleep(1)  # nothing may happen later either
+    assert_untouched(quiet)
+    assert quiet.progress("0")["status"] == "DONE"
+
+
+@pytest.mark.parametrize("rev", ["locals/..", "locals/a..b/../x", "locals/" + "n" * 65,
+                                 "locals/a/b", "../0"])
+def test_bad_revision_names_are_400(quiet, rev):
+    st, _, body = quiet.put_step(rev, quiet.rev0.text())
+    assert st in (400, 404), (st, body)  # pv-ctrl may not route some of them at all
+    if st == 400:
+        assert json.loads(body)["Error"], body
+    st, _, body = quiet.run_cmd(rev)
+    assert st == 400, (st, body)
+    assert_untouched(quiet)
+
+
+def test_local_name_of_64_chars_is_accepted(quiet):
+    rev = "locals/" + "n" * 64
+    st, _, body = quiet.put_step(rev, quiet.rev0.text())
+    assert st == 200, body
+    assert quiet.progress(rev)["status"] == "NEW"
+
+
+def test_run_of_unknown_revision_is_404(quiet):
+    st, _, body = quiet.run_cmd("locals/nosuch")
+    assert st == 404, (st, body)
+    assert_untouched(quiet)
+
+
+def test_truncated_upload_leaves_no_object(quiet):
+    data = os.urandom(200000)
+    sha = U.sha256(data)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(quiet.ctrl_sock)
+    s.sendall(("PUT /objects/%s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n"
+               "Content-Type: application/octet-stream\r\n\r\n" % (sha, len(data))).encode())
+    s.sendall(data[:50000])
+    time.sleep(0.3)
+    s.close()  # the rest never comes
+    time.sleep(1.0)
+    assert sha not in objects_dir(quiet)
+    assert pvtest.wait_until(lambda: U.temp_files(quiet) == [], 10), U.temp_files(quiet)
+    # the whole object afterwards is fine
+    st, _, body = quiet.put_object(sha, data)
+    assert st == 200, body
+    assert sha in objects_dir(quiet)
+    assert_untouched(quiet)
+
+
+def test_update_while_another_runs_is_503_with_retry_after(device):
+    ud = U.UpdateDevice(device, n=2, commit_delay=6)
+    ud.start()
+    r1 = ud.rev0.copy()
+    r1.ctrs[ud.name(1)].mark = "r1"
+    r2 = ud.rev0.copy()
+    r2.ctrs[ud.name(0)].mark = "r2"
+    rev1 = ud.stage("first", r1)
+    rev2 = ud.stage("second", r2)
+    st, _, body = ud.run_cmd(rev1)
+    assert st == 200, body
+    st, hdrs, body = ud.run_cmd(rev2)
+    assert st == 503, (st, body)
+    assert "update in progress" in json.loads(body)["Error"], body
+    assert int(hdrs.get("retry-after", "0")) > 0, hdrs
+    # the second revision was not touched; the first one finishes
+    p, tl = ud.poll(rev1, 60)
+    assert p["status"] == "UPDATED", (p, tl)
+    assert ud.progress(rev2)["status"] == "NEW" and ud.progress(rev2)["status-msg"] == U.MSG_READY
+    assert ud.matches(r1)
+    # a run of a final revision again is a conflict, not a new update
+    st, _, body = ud.run_cmd(rev1)
+    assert st == 409, (st, body)
+
+
+# ------------------------------------------------------------------------------------ pvcontrol
+
+def test_pvcontrol_steps_install_then_cmd_run(ud):
+    ud.start()
+    pids0 = ud.pids()
+    r1 = ud.rev0.copy()
+    r1.ctrs[ud.name(2)].mark = "viapvcontrol"
+    tgz = U.make_pvrexport(ud.dev.path("r1.pvrexport.tgz"), r1)
+    pvc = [pvtest.bin_path("pvcontrol"), "-s", ud.ctrl_sock]
+    r = pvtest.run(pvc + ["steps", "install", tgz, "viapvc"], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rev = "locals/viapvc"
+    assert ud.progress(rev)["status"] == "NEW", ud.progress(rev)
+    r = pvtest.run(pvc + ["cmd", "run", rev], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    p, tl = ud.poll(rev, 60)
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.wait_running(r1, 10), ud.diag()
+    pids = ud.pids()
+    assert [n for n in pids if pids[n] != pids0[n]] == [ud.name(2)], (pids0, pids)
+    # the state pvcontrol stored is the export's json, byte for byte
+    with open(ud.trail(rev, ".pvr", "json"), "rb") as f:
+        stored = f.read()
+    import tarfile
+    with tarfile.open(tgz) as t:
+        assert stored == t.extractfile("json").read()
+    assert U.trail_problems(ud, rev) == []

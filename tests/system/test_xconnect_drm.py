@@ -41,18 +41,22 @@ def devcg():
     try:
         yield path
     finally:
-        # Move whatever is left back to the root group, then the group can go.
-        try:
-            with open(os.path.join(path, "cgroup.procs")) as f:
-                pids = f.read().split()
-            for pid in pids:
-                try:
-                    with open(os.path.join(DEVCG, "cgroup.procs"), "w") as f:
-                        f.write(pid)
-                except OSError:
-                    pass
-        finally:
-            wait_for(lambda: _rmdir(path), 5, 0.05)
+        _remove_cgroup(path, DEVCG)
+
+
+def _remove_cgroup(path, parent):
+    """Moves whatever is left back to the parent group, then the group can go."""
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            pids = f.read().split()
+        for pid in pids:
+            try:
+                with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+                    f.write(pid)
+            except OSError:
+                pass
+    finally:
+        wait_for(lambda: _rmdir(path), 5, 0.05)
 
 
 def _rmdir(path):
@@ -93,12 +97,18 @@ def devices_list(cg):
         return f.read().split("\n")
 
 
-def test_card_and_render_injected_granted_and_removed(env, devcg):
+def provider_with_nodes(env, card_mode=0o660):
+    """A provider with a card (226:0) and a render node (226:128, 0666) in its /dev/dri."""
     prov = env.ns("prov")
     card = prov.root + "/dev/dri/card0"
     render = prov.root + "/dev/dri/renderD128"
-    make_node(prov, card, CARD0, 0o660)
+    make_node(prov, card, CARD0, card_mode)
     make_node(prov, render, RENDER, 0o666)
+    return prov, card, render
+
+
+def test_card_and_render_injected_granted_and_removed(env, devcg):
+    prov, card, render = provider_with_nodes(env)
     cons = consumer_in(env, devcg)
     t_card = cons.root + "/dev/dri/card0"
     t_render = cons.root + "/dev/dri/renderD128"
@@ -177,7 +187,7 @@ def test_hotplug_is_watched_not_polled(env, devcg, dir_first):
     assert env.engine.wait_state("cons", "drm-master", "up", 2)
     assert "c 226:0 rwm" in devices_list(devcg)
     assert "appeared after" in env.daemon_log()
-    # removing the link while it waits leaves nothing behind either
+    # and the node goes with the link
     env.engine.push([])
     assert wait_for(lambda: not os.path.exists(cons.path(target)))
 
@@ -356,17 +366,7 @@ def v2cg():
         attach_device_program(path)
         yield path
     finally:
-        try:
-            with open(os.path.join(path, "cgroup.procs")) as f:
-                pids = f.read().split()
-            for pid in pids:
-                try:
-                    with open(os.path.join(mnt, "cgroup.procs"), "w") as f:
-                        f.write(pid)
-                except OSError:
-                    pass
-        finally:
-            wait_for(lambda: _rmdir(path), 5, 0.05)
+        _remove_cgroup(path, mnt)
 
 
 def open_in_v2(cons, cg, node):
@@ -383,11 +383,7 @@ def open_in_v2(cons, cg, node):
 def test_cgroup_v2_grant_extends_the_device_program(env, v2cg):
     # No DRM driver in this VM: an open the program allows reaches the (absent) driver and
     # fails with ENXIO; one it denies fails with EPERM before that.
-    prov = env.ns("prov")
-    render = prov.root + "/dev/dri/renderD128"
-    card = prov.root + "/dev/dri/card0"
-    make_node(prov, render, RENDER, 0o666)
-    make_node(prov, card, CARD0, 0o666)
+    prov, card, render = provider_with_nodes(env, 0o666)
     cons = env.ns("cons")
     with open(os.path.join(v2cg, "cgroup.procs"), "w") as f:
         f.write(str(cons.pid))

@@ -330,6 +330,7 @@ static struct pv_update *update_new(struct pv_engine *e, const char *rev, const 
 	u->werr = (struct pv_error)PV_ERROR_INIT;
 	u->phase_ms = pv_now_ms();
 	e->update = u;
+	snprintf(e->update_rev, sizeof(e->update_rev), "%s", rev); /* the GC keeps it */
 	return u;
 }
 
@@ -344,6 +345,7 @@ static void update_end(struct pv_engine *e)
 	if (!u)
 		return;
 	e->update = NULL;
+	e->update_rev[0] = '\0';
 	if (u->commit) {
 		uv_timer_stop(u->commit);
 		uv_close((uv_handle_t *)u->commit, timer_close_cb);

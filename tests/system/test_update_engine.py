@@ -267,6 +267,9 @@ def test_hot_update_restarts_only_the_changed_container(dev):
     # a second update while this one runs: 503, the first one unaffected
     busy = dev.run("locals/hot1")
     assert busy["status"] == 503 and "update in progress" in busy["error"], busy
+    for op in ("MAKE_FACTORY", "REBOOT_DEVICE", "POWEROFF_DEVICE"):
+        rep = dev.cl.call("command", op=op)
+        assert rep["status"] == 503 and "update in progress" in rep["error"], (op, rep)
     seen, final = dev.timeline("locals/hot1")
     # INPROGRESS may last less than a poll: the engine logs every progress it writes
     assert 'locals/hot1: INPROGRESS "%s"' % MSG_HOT in dev.engine_log(), seen
@@ -289,6 +292,22 @@ def test_hot_update_restarts_only_the_changed_container(dev):
             with open(p) as f:
                 assert f.read() in raw, k
     assert dev.engine.poll() is None
+    # MAKE_FACTORY: trail 0 becomes a copy of the running revision, committed as factory
+    assert dev.cl.call("command", op="MAKE_FACTORY")["status"] == 200
+    zero = os.path.join(dev.storage, "trails", "0")
+    with open(os.path.join(trail, ".pvr", "json"), "rb") as f1, \
+            open(os.path.join(zero, ".pvr", "json"), "rb") as f2:
+        assert f1.read() == f2.read()
+    for k, v in st.items():
+        if isinstance(v, str) and len(v) == 64:
+            assert os.stat(os.path.join(zero, k)).st_ino == \
+                os.stat(os.path.join(dev.objdir, v)).st_ino, k
+    p = dev.progress("0")
+    assert p["status"] == "DONE" and p["status-msg"] == "Factory revision", p
+    assert os.path.exists(os.path.join(zero, ".pv", "done"))
+    assert not [n for n in os.listdir(os.path.join(dev.storage, "trails")) if "factory" in n]
+    assert dev.cl.call("command", op="MAKE_FACTORY", payload="locals/nosuch")["status"] == 404
+    assert dev.cl.call("command", op="MAKE_FACTORY", payload="../x")["status"] == 400
 
 
 def test_update_whose_container_exits_rolls_back_hot(dev):

@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""bench/xconnect: unix link numbers, all measured in one run against a direct unix socket.
+"""bench/xconnect: pv-xconnect link numbers, all measured in one run against the provider's
+socket used directly.
 
-  PV_BIN=build/bin python3 bench/xconnect/run.py [--mib 2048] [--rtt 20000]
+  PV_BIN=build/bin python3 bench/xconnect/run.py [--mib 2048] [--rtt 20000] [--rounds 5]
 
 Provider: pvx-bench server in its own mount namespace; consumer: a second namespace; the
 pv-xconnect under test gets its graph from the test engine stand-in (tests/system/xconnect_env).
-Prints throughput (MiB/s), median 64-byte round trip (us), connections/s for: the provider's
-socket used directly, a mediated link, a direct-mode link; ratios against the direct socket;
-graph push -> socket present in the consumer; daemon RSS with 1 and 1000 links.
+Prints, interleaved per round (ratios per round, medians):
+ - unix: throughput (MiB/s), median 64-byte round trip (us), connections/s for the provider's
+   socket used directly, a mediated link, a direct-mode link;
+ - rest: keep-alive GET requests/s and p50 latency, directly and through a rest link;
+ - dbus: sequential GetId method calls/s and p50 latency against a real dbus-daemon, directly
+   and through a dbus link (unfiltered, and filtered on an interface); skipped without
+   dbus-daemon;
+then graph push -> socket present in the consumer and daemon RSS with 2 and N links.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,7 +37,29 @@ def measure(kind, path, arg):
                          timeout=300)
     if out.returncode != 0:
         raise RuntimeError("%s %s: %s" % (kind, path, out.stderr))
-    return float(out.stdout)
+    v = [float(x) for x in out.stdout.split()]
+    return v[0] if len(v) == 1 else tuple(v)
+
+
+def pairs(runs, base):
+    """Per-path medians of (rate, p50) and of the per-round ratios against runs[base]."""
+    out = {}
+    for name, v in runs.items():
+        ratios = [(r[0] / d[0], r[1] / d[1]) for r, d in zip(v, runs[base])]
+        out[name] = (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v),
+                     statistics.median(r[0] for r in ratios),
+                     statistics.median(r[1] for r in ratios))
+    return out
+
+
+def print_pairs(title, unit, res):
+    print("%s" % title)
+    print("  %-26s %10s %7s %10s %7s" % ("path", unit, "ratio", "p50 us", "ratio"))
+    for name, (rate, p50, rr, rp) in res.items():
+        print("  %-26s %10.0f %6.2fx %10.1f %6.2fx" % (name, rate, rr, p50, rp))
+
+
+BUS = 'exec dbus-daemon --config-file="$1" --address="unix:path=$2" --nofork --nopidfile'
 
 
 def main():
@@ -84,8 +113,37 @@ def main():
         base.append(link("cons", cons.pid, "rest", hprov.pid, "rest", tr, hsock, type_="rest"))
         t0 = env.engine.push(base)
         assert env.engine.wait_state("cons", "rest", "up", since=t0)
-        rest_runs = [(measure("reqs", hprov.path(hsock), a.conns_seconds),
-                      measure("reqs", cons.path(tr), a.conns_seconds)) for _ in range(a.rounds)]
+        rest_paths = {"direct socket": hprov.path(hsock), "rest link": cons.path(tr)}
+        rest_runs = {name: [] for name in rest_paths}
+        for _ in range(a.rounds):
+            for name, p in rest_paths.items():
+                rest_runs[name].append(measure("reqs", p, a.conns_seconds))
+
+        # D-Bus: GetId round trips to a real dbus-daemon, directly and through dbus links
+        dbus_res = None
+        if shutil.which("dbus-daemon"):
+            conf = os.path.join(SRC, "examples", "pv-example-dbus-server", "system.conf")
+            broot = os.path.join(env.dir, "bus")
+            bsock = os.path.join(broot, "bus.sock")
+            bprov = env.ns("bus", ["sh", "-c", BUS, "sh", conf, bsock])
+            assert wait_for(lambda: os.path.exists(bprov.path(bsock)), 10)
+            td, tf = cons.root + "/run/dbus.sock", cons.root + "/run/dbus-filtered.sock"
+            base.append(link("cons", cons.pid, "bus", bprov.pid, "dbus", td, bsock,
+                             type_="dbus", role="root"))
+            fl = link("cons", cons.pid, "bus", bprov.pid, "dbusf", tf, bsock, type_="dbus",
+                      role="root")
+            fl["interface"] = "org.pantavisor.Example"
+            base.append(fl)
+            t0 = env.engine.push(base)
+            assert env.engine.wait_state("cons", "dbus", "up", since=t0)
+            assert env.engine.wait_state("cons", "dbusf", "up", since=t0)
+            dbus_paths = {"direct to the bus": bprov.path(bsock), "dbus link": cons.path(td),
+                          "dbus link, filtered": cons.path(tf)}
+            dbus_runs = {name: [] for name in dbus_paths}
+            for _ in range(a.rounds):
+                for name, p in dbus_paths.items():
+                    dbus_runs[name].append(measure("dbus", p, a.conns_seconds))
+            dbus_res = pairs(dbus_runs, "direct to the bus")
 
         # graph change -> socket present in the consumer
         lat = []
@@ -115,10 +173,12 @@ def main():
         for name, (tput, rtt, conns, rt, rr, rc) in res.items():
             print("%-18s %12.0f %7.2fx %12.2f %7.2fx %12.0f %7.2fx" % (
                 name, tput, rt, rtt, rr, conns, rc))
-        rd = statistics.median(r[0] for r in rest_runs)
-        rp = statistics.median(r[1] for r in rest_runs)
-        print("REST keep-alive requests/s: direct %.0f, through the rest link %.0f (%.2fx)" % (
-            rd, rp, statistics.median(r[1] / r[0] for r in rest_runs)))
+        print_pairs("REST: keep-alive GET, one request at a time", "req/s",
+                    pairs(rest_runs, "direct socket"))
+        if dbus_res:
+            print_pairs("D-Bus: sequential GetId calls to dbus-daemon", "calls/s", dbus_res)
+        else:
+            print("D-Bus: skipped (no dbus-daemon)")
         print("graph push -> socket in consumer: median %.2f ms, max %.2f ms (20 pushes)" % (
             statistics.median(lat), max(lat)))
         print("RSS: 2 links %d KiB; %d links %d KiB (all up: %s, in %.2f s)" % (

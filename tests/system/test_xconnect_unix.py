@@ -46,7 +46,7 @@ def test_inject_echo_status(env):
     # only inside the consumer's namespace
     assert not os.path.exists(target)
     st = os.stat(cons.path(target))
-    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o666
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660  # the default socket_mode
     # echo from a process inside the consumer's namespace
     out = subprocess.run(
         ["nsenter", "-t", str(cons.pid), "-m", sys.executable, "-c",
@@ -276,3 +276,56 @@ def test_type_without_plugin_reported(env):
     env.engine.push([link("cons", 0, "prov", 0, "echo", cons.root + "/y", "/y")])
     l = env.engine.wait_state("cons", "echo", "pending")
     assert l and "not running" in l["error"]
+
+
+def test_64mib_exact_then_fds_both_ways(env):
+    """A 64 MiB transfer through the mediated link (the splice phase, both directions through the
+    echo) arrives byte-exact, and an fd message sent right behind it, while the proxy is still
+    in its bulk path, keeps its fd; the provider's answer brings one back."""
+    import hashlib
+    import threading
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target), timeout=30)
+    blob = os.urandom(64 << 20)
+    mine = os.memfd_create("c")
+    os.write(mine, b"after-bulk")
+    errors = []
+
+    def send():
+        try:
+            s.sendall(blob)
+            socket.send_fds(s, [b"F"], [mine])  # no pause: lands behind the bulk bytes
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=send)
+    t.start()
+    want = b"Fgot:after-bulk\n"
+    h = hashlib.sha256()
+    got, tail, fds = 0, b"", []
+    while got < len(blob) or len(tail) < len(want):
+        data, more_fds, _, _ = socket.recv_fds(s, 1 << 20, 8)
+        assert data, "connection closed after %d bytes" % got
+        take = min(len(data), len(blob) - got)
+        h.update(data[:take])
+        tail += data[take:]
+        got += take
+        if more_fds:
+            # the kernel ends a read right after the bytes that carried fds: so they came
+            # with the provider's answer, not glued onto bulk bytes by the proxy
+            assert got == len(blob) and tail == want, (got, tail)
+            fds += more_fds
+    t.join()
+    os.close(mine)
+    assert not errors, errors
+    assert h.hexdigest() == hashlib.sha256(blob).hexdigest()
+    assert tail == want
+    assert len(fds) == 1
+    os.lseek(fds[0], 0, os.SEEK_SET)
+    assert os.read(fds[0], 100) == b"from-provider"
+    os.close(fds[0])
+    # and the same connection still echoes small messages
+    s.sendall(b"small\n")
+    assert recv_until(s) == b"small\n"
+    s.close()

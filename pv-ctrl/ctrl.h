@@ -85,18 +85,17 @@ void pv_ctrl_engine_free(struct pv_ctrl_engine *e);
  * unreachable or silent past the timeout → 503 + Retry-After. Never fails otherwise. */
 void pv_ctrl_engine_relay(struct pv_ctrl_engine *e, const char *op, const char *args_json,
 			  struct pv_ctrl_reply *out);
-/* A read (GET). When the same op+args is already with the engine (asked by another caller and
- * no write completed since), the caller joins it: park(ctx) is called before this returns 1
- * (the HTTP connection is suspended there) and done(ctx, reply) once later from the thread of
- * the request that answers. Else a round trip fills out and 0 is returned, after done() was
- * called for every caller that joined. Read-your-writes holds for every client. */
+/* Reads (GET) without holding an HTTP thread. park(ctx) is called before this returns (the
+ * HTTP connection is suspended there); done(ctx, reply) exactly once later, from the engine I/O
+ * thread. Identical op+args already in flight are joined (one engine round trip answers every
+ * waiter), never across a completed write (read-your-writes for every client). -ESHUTDOWN when
+ * the I/O thread is not running, -ENOMEM: then park/done are never called. */
 typedef void (*pv_ctrl_read_park)(void *ctx);
 typedef void (*pv_ctrl_read_done)(void *ctx, const struct pv_ctrl_reply *rep);
-int pv_ctrl_engine_read(struct pv_ctrl_engine *e, const char *op, const char *args_json,
-			struct pv_ctrl_reply *out, pv_ctrl_read_park park, pv_ctrl_read_done done,
-			void *ctx);
-/* Stops parking new readers and waits until every parked one was answered (before MHD stops). */
-void pv_ctrl_engine_stop(struct pv_ctrl_engine *e);
+int pv_ctrl_engine_read_async(struct pv_ctrl_engine *e, const char *op, const char *args_json,
+			      pv_ctrl_read_park park, pv_ctrl_read_done done, void *ctx);
+int pv_ctrl_engine_start(struct pv_ctrl_engine *e); /* the read I/O thread */
+void pv_ctrl_engine_stop(struct pv_ctrl_engine *e); /* answers pending reads with 503 */
 int pv_ctrl_reply_copy(struct pv_ctrl_reply *dst, const struct pv_ctrl_reply *src);
 /* A write (PUT/POST/DELETE): a plain round trip that also ends the sharing of older reads. */
 void pv_ctrl_engine_write(struct pv_ctrl_engine *e, const char *op, const char *args_json,
@@ -153,6 +152,8 @@ void pv_ep_daemons_list(struct pv_ctrl_req *r, struct pv_ctrl_reply *out);
 void pv_ep_daemons_action(struct pv_ctrl_req *r, struct pv_ctrl_reply *out);
 void pv_ep_graph(struct pv_ctrl_req *r, struct pv_ctrl_reply *out);
 void pv_ep_storage_gc(struct pv_ctrl_req *r, struct pv_ctrl_reply *out);
+void pv_ep_drivers_list(struct pv_ctrl_req *r, struct pv_ctrl_reply *out);
+void pv_ep_drivers_action(struct pv_ctrl_req *r, struct pv_ctrl_reply *out);
 
 /* Looks up the handler of a route id (router.c). */
 pv_ctrl_handler pv_ctrl_handler_of(int route_id);

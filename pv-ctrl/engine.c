@@ -3,6 +3,7 @@
  * and coalescing of identical read requests in flight (one engine round trip answers them all).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,11 +30,10 @@ struct chan {
 	pthread_mutex_t mu;
 };
 
-/* Identical reads (GETs) share one engine round trip. The first caller of an op+args (the
- * leader) makes the round trip on its own HTTP thread, as any request; callers asking the same
- * while it is in flight are parked waiters (MHD suspends their connection, no thread is held)
- * and get a copy of the leader's reply. A lone client pays nothing extra; 64 polling clients
- * cost the engine one request per round trip instead of 64. */
+/* Reads (GETs) do not hold an HTTP thread: they go out on one multiplexed connection owned by
+ * the I/O thread below, and the HTTP connection is parked (MHD suspend) until the reply. Callers
+ * asking the same op+args while one such request is in flight join it as waiters: one engine
+ * round trip answers them all. */
 struct waiter {
 	struct waiter *next;
 	pv_ctrl_read_done done;
@@ -42,24 +42,39 @@ struct waiter {
 
 struct inflight {
 	struct inflight *next;
-	const char *op, *args; /* the leader's, valid while it is listed */
-	uint64_t gen;	       /* writes completed when it was asked */
+	char *key; /* op NUL args */
+	size_t key_len;
+	uint64_t gen; /* writes completed when it was asked */
+	uint64_t id;
+	long long deadline;
 	struct waiter *waiters;
+	size_t n_waiters;
+	char op[64];
+};
+
+struct io {
+	pthread_t thread;
+	bool running, stop;
+	int fd;
+	int wake[2];
+	struct pv_proto_decoder dec;
+	char *out; /* frames not yet written */
+	size_t out_len, out_cap;
 };
 
 struct pv_ctrl_engine {
 	struct chan ch[PV_CTRL_ENGINE_CHANNELS];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int timeout_ms;
 	uint64_t next_id;      /* atomic */
 	unsigned rr;	       /* atomic: where the next caller starts looking for a free channel */
-	pthread_mutex_t co_mu; /* the fields below */
-	pthread_cond_t drained;
+	pthread_mutex_t co_mu; /* the fields below and the io queue */
 	struct inflight *inflight;
-	bool stopping; /* no new waiters: MHD must not stop with parked connections */
-	int leaders;   /* round trips whose waiters are not all answered yet */
 	/* Completed writes. A read joins only a request asked at the current generation, so a
 	 * client that wrote and then reads never gets an answer computed before its write. */
 	uint64_t write_gen;
 	uint64_t reads, joined; /* for the log at exit */
+	struct io io;
 };
 
 struct pv_ctrl_engine *pv_ctrl_engine_new(const char *path, int timeout_ms)
@@ -80,8 +95,12 @@ struct pv_ctrl_engine *pv_ctrl_engine_new(const char *path, int timeout_ms)
 		pv_proto_decoder_init(&e->dec, PV_PROTO_MAX_DEFAULT);
 		pthread_mutex_init(&e->mu, NULL);
 	}
+	strcpy(eng->path, path);
+	eng->timeout_ms = timeout_ms;
+	eng->io.fd = -1;
+	eng->io.wake[0] = eng->io.wake[1] = -1;
+	pv_proto_decoder_init(&eng->io.dec, PV_PROTO_MAX_DEFAULT);
 	eng->next_id = 1;
-	pthread_cond_init(&eng->drained, NULL);
 	pthread_mutex_init(&eng->co_mu, NULL);
 	return eng;
 }
@@ -100,7 +119,8 @@ void pv_ctrl_engine_free(struct pv_ctrl_engine *eng)
 	if (!eng)
 		return;
 	pv_ctrl_engine_stop(eng);
-	pthread_cond_destroy(&eng->drained);
+	pv_proto_decoder_free(&eng->io.dec);
+	free(eng->io.out);
 	for (int i = 0; i < PV_CTRL_ENGINE_CHANNELS; i++) {
 		disconnect(&eng->ch[i]);
 		pv_proto_decoder_free(&eng->ch[i].dec);
@@ -326,69 +346,273 @@ static int reply_copy(struct pv_ctrl_reply *dst, const struct pv_ctrl_reply *src
 	return 0;
 }
 
-/* ---- the read path: a leader's round trip answers the waiters that joined it ---- */
+/* ---- the read path: one connection, many requests in flight, waiters per request ---- */
+
+static void wake_io(struct pv_ctrl_engine *eng)
+{
+	char c = 1;
+	if (write(eng->io.wake[1], &c, 1) < 0 && errno != EAGAIN)
+		return; /* a full pipe already wakes it */
+}
+
+/* Removes f from the list (co_mu held) and answers its waiters (co_mu released). */
+static void complete(struct pv_ctrl_engine *eng, struct inflight *f,
+		     const struct pv_ctrl_reply *rep)
+{
+	for (struct inflight **pp = &eng->inflight; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	pthread_mutex_unlock(&eng->co_mu);
+	for (struct waiter *w = f->waiters, *n; w; w = n) {
+		n = w->next;
+		w->done(w->ctx, rep);
+		free(w);
+	}
+	free(f->key);
+	free(f);
+	pthread_mutex_lock(&eng->co_mu);
+}
+
+static void complete_error(struct pv_ctrl_engine *eng, struct inflight *f, int retry,
+			   const char *why)
+{
+	struct pv_ctrl_reply rep = {.fd = -1};
+	pv_ctrl_reply_error(&rep, 503, "engine %s: %s", f->op, why);
+	rep.retry_after = retry;
+	complete(eng, f, &rep);
+	pv_ctrl_reply_clear(&rep);
+}
+
+/* Fails what a broken connection lost (all: unsent frames are dropped with the buffer). */
+static void io_disconnect(struct pv_ctrl_engine *eng, const char *why)
+{
+	struct io *io = &eng->io;
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
+	io->out_len = 0;
+	pv_proto_decoder_free(&io->dec);
+	pv_proto_decoder_init(&io->dec, PV_PROTO_MAX_DEFAULT);
+	while (eng->inflight)
+		complete_error(eng, eng->inflight, 2, why);
+}
+
+static void io_replies(struct pv_ctrl_engine *eng)
+{
+	char *p;
+	size_t n;
+	int r;
+	while ((r = pv_proto_decoder_next(&eng->io.dec, &p, &n)) > 0) {
+		struct pv_msg m;
+		struct pv_error err = PV_ERROR_INIT;
+		memset(&m, 0, sizeof(m));
+		int pr = pv_msg_parse(p, n, &m, &err);
+		free(p);
+		struct inflight *f = eng->inflight;
+		while (f && f->id != m.id)
+			f = f->next;
+		if (f && pr == 0 && m.kind == PV_MSG_REPLY) {
+			struct pv_ctrl_reply rep = {.fd = -1};
+			reply_msg(&rep, &m);
+			complete(eng, f, &rep);
+			pv_ctrl_reply_clear(&rep);
+		} else if (f && pr < 0) {
+			struct pv_ctrl_reply rep = {.fd = -1};
+			pv_ctrl_reply_error(&rep, 500, "engine reply to %s: %s", f->op,
+					    pv_error_msg(&err));
+			complete(eng, f, &rep);
+			pv_ctrl_reply_clear(&rep);
+		}
+		/* else: a reply to a request that timed out, or a pushed event */
+		pv_error_clear(&err);
+		pv_msg_free(&m);
+	}
+	if (r < 0)
+		io_disconnect(eng, "protocol error");
+}
+
+static void *io_main(void *arg)
+{
+	struct pv_ctrl_engine *eng = arg;
+	struct io *io = &eng->io;
+	char buf[65536];
+	pthread_mutex_lock(&eng->co_mu);
+	while (!io->stop) {
+		if (io->fd < 0 && io->out_len) {
+			struct chan tmp = {.fd = -1};
+			strcpy(tmp.path, eng->path);
+			if (connect_engine(&tmp) < 0)
+				io_disconnect(eng, "not reachable");
+			else
+				io->fd = tmp.fd;
+		}
+		/* the nearest deadline bounds the wait */
+		long long now = now_ms(), next = now + 1000;
+		for (struct inflight *f = eng->inflight, *n; f; f = n) {
+			n = f->next;
+			if (f->deadline <= now) {
+				complete_error(eng, f, 5, "no answer in time");
+				n = eng->inflight; /* the list changed while unlocked */
+				continue;
+			}
+			if (f->deadline < next)
+				next = f->deadline;
+		}
+		struct pollfd pf[2] = {{.fd = io->wake[0], .events = POLLIN},
+				       {.fd = io->fd, .events = POLLIN}};
+		if (io->fd >= 0 && io->out_len)
+			pf[1].events |= POLLOUT;
+		pthread_mutex_unlock(&eng->co_mu);
+		int pr = poll(pf, io->fd >= 0 ? 2 : 1, (int)(next - now));
+		pthread_mutex_lock(&eng->co_mu);
+		if (pr < 0)
+			continue;
+		if (pf[0].revents & POLLIN)
+			while (read(io->wake[0], buf, sizeof(buf)) > 0)
+				;
+		if (io->fd < 0 || pr == 0)
+			continue;
+		if (pf[1].revents & POLLOUT) {
+			ssize_t w = send(io->fd, io->out, io->out_len, MSG_NOSIGNAL);
+			if (w > 0) {
+				memmove(io->out, io->out + w, io->out_len - (size_t)w);
+				io->out_len -= (size_t)w;
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				io_disconnect(eng, "not reachable");
+				continue;
+			}
+		}
+		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t got = recv(io->fd, buf, sizeof(buf), 0);
+			if (got > 0) {
+				if (pv_proto_decoder_feed(&io->dec, buf, (size_t)got) < 0)
+					io_disconnect(eng, "protocol error");
+				else
+					io_replies(eng);
+			} else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+				io_disconnect(eng, "connection lost");
+			}
+		}
+	}
+	io_disconnect(eng, "pv-ctrl is stopping");
+	pthread_mutex_unlock(&eng->co_mu);
+	return NULL;
+}
+
+int pv_ctrl_engine_start(struct pv_ctrl_engine *eng)
+{
+	if (pipe2(eng->io.wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	eng->io.stop = false;
+	int r = pthread_create(&eng->io.thread, NULL, io_main, eng);
+	if (r) {
+		close(eng->io.wake[0]);
+		close(eng->io.wake[1]);
+		eng->io.wake[0] = eng->io.wake[1] = -1;
+		return -r;
+	}
+	eng->io.running = true;
+	return 0;
+}
 
 void pv_ctrl_engine_stop(struct pv_ctrl_engine *eng)
 {
+	if (!eng->io.running)
+		return;
 	pthread_mutex_lock(&eng->co_mu);
-	eng->stopping = true;
-	while (eng->leaders) /* leaders answer within the engine timeout */
-		pthread_cond_wait(&eng->drained, &eng->co_mu);
+	eng->io.stop = true;
 	pthread_mutex_unlock(&eng->co_mu);
+	wake_io(eng);
+	pthread_join(eng->io.thread, NULL);
+	eng->io.running = false;
+	close(eng->io.wake[0]);
+	close(eng->io.wake[1]);
+	eng->io.wake[0] = eng->io.wake[1] = -1;
 	if (eng->reads)
 		fprintf(stderr, "pv-ctrl: %llu reads, %llu answered by a shared engine request\n",
 			(unsigned long long)eng->reads, (unsigned long long)eng->joined);
-	eng->reads = 0;
 }
 
-int pv_ctrl_engine_read(struct pv_ctrl_engine *eng, const char *op, const char *args_json,
-			struct pv_ctrl_reply *out, pv_ctrl_read_park park, pv_ctrl_read_done done,
-			void *ctx)
+int pv_ctrl_engine_read_async(struct pv_ctrl_engine *eng, const char *op, const char *args_json,
+			      pv_ctrl_read_park park, pv_ctrl_read_done done, void *ctx)
 {
-	const char *args = args_json ? args_json : "";
+	size_t ol = strlen(op), al = args_json ? strlen(args_json) : 0;
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->done = done;
+	w->ctx = ctx;
 	pthread_mutex_lock(&eng->co_mu);
+	if (!eng->io.running || eng->io.stop) {
+		pthread_mutex_unlock(&eng->co_mu);
+		free(w);
+		return -ESHUTDOWN;
+	}
 	eng->reads++;
 	uint64_t gen = __atomic_load_n(&eng->write_gen, __ATOMIC_SEQ_CST);
 	struct inflight *f = eng->inflight;
 	for (; f; f = f->next)
-		if (f->gen == gen && !strcmp(f->op, op) && !strcmp(f->args, args))
+		if (f->gen == gen && f->key_len == ol + 1 + al && !memcmp(f->key, op, ol + 1) &&
+		    (!al || !memcmp(f->key + ol + 1, args_json, al)))
 			break;
-	if (f && !eng->stopping) {
-		struct waiter *w = calloc(1, sizeof(*w));
-		if (w) {
-			w->done = done;
-			w->ctx = ctx;
-			w->next = f->waiters;
-			f->waiters = w;
-			eng->joined++;
-			/* parked before the leader can see the waiter: done() always follows */
-			park(ctx);
+	if (f) {
+		eng->joined++;
+	} else {
+		/* a new request: framed here, written by the I/O thread */
+		uint64_t id = __atomic_fetch_add(&eng->next_id, 1, __ATOMIC_RELAXED);
+		char *req = pv_msg_request(op, id, args_json), *frame = NULL;
+		size_t flen = 0;
+		f = calloc(1, sizeof(*f));
+		char *key = malloc(ol + 1 + al + 1);
+		if (!req || !f || !key ||
+		    pv_proto_frame(req, strlen(req), PV_PROTO_MAX_DEFAULT, &frame, &flen) < 0 ||
+		    (eng->io.out_len + flen > eng->io.out_cap &&
+		     !(eng->io.out =
+			   realloc(eng->io.out, eng->io.out_cap = (eng->io.out_len + flen) * 2)))) {
 			pthread_mutex_unlock(&eng->co_mu);
-			return 1;
+			free(req);
+			free(frame);
+			free(f);
+			free(key);
+			free(w);
+			return -ENOMEM;
 		}
-	}
-	struct inflight me = {.op = op, .args = args, .gen = gen, .next = eng->inflight};
-	eng->inflight = &me;
-	eng->leaders++;
-	pthread_mutex_unlock(&eng->co_mu);
-
-	pv_ctrl_engine_relay(eng, op, args_json, out);
-
-	pthread_mutex_lock(&eng->co_mu);
-	for (struct inflight **pp = &eng->inflight; *pp; pp = &(*pp)->next)
-		if (*pp == &me) {
-			*pp = me.next;
-			break;
+		memcpy(eng->io.out + eng->io.out_len, frame, flen);
+		eng->io.out_len += flen;
+		free(req);
+		free(frame);
+		memcpy(key, op, ol + 1);
+		if (al)
+			memcpy(key + ol + 1, args_json, al);
+		f->key = key;
+		f->key_len = ol + 1 + al;
+		f->gen = gen;
+		f->id = id;
+		f->deadline = now_ms() + eng->timeout_ms;
+		snprintf(f->op, sizeof(f->op), "%s", op);
+		f->next = eng->inflight;
+		eng->inflight = f;
+		/* the caller's thread writes it when the connection is up (one wakeup less per
+		 * request); the I/O thread only reads, connects, and writes what did not fit */
+		if (eng->io.fd >= 0) {
+			ssize_t sn = send(eng->io.fd, eng->io.out, eng->io.out_len,
+					  MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (sn > 0) {
+				memmove(eng->io.out, eng->io.out + sn,
+					eng->io.out_len - (size_t)sn);
+				eng->io.out_len -= (size_t)sn;
+			}
 		}
-	pthread_mutex_unlock(&eng->co_mu);
-	for (struct waiter *w = me.waiters, *n; w; w = n) {
-		n = w->next;
-		w->done(w->ctx, out);
-		free(w);
+		if (eng->io.fd < 0 || eng->io.out_len)
+			wake_io(eng);
 	}
-	pthread_mutex_lock(&eng->co_mu);
-	if (--eng->leaders == 0)
-		pthread_cond_broadcast(&eng->drained);
+	w->next = f->waiters;
+	f->waiters = w;
+	f->n_waiters++;
+	/* parked before the I/O thread can see the waiter: done() always follows park() */
+	park(ctx);
 	pthread_mutex_unlock(&eng->co_mu);
 	return 0;
 }

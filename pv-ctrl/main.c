@@ -284,13 +284,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	if (r->defer_op) {
 		r->conn = conn;
 		r->deferred = true;
-		int joined = pv_ctrl_engine_read(ctrl->engine, r->defer_op, r->defer_args, &rep,
-						 park_cb, done_cb, r);
+		int e = pv_ctrl_engine_read_async(ctrl->engine, r->defer_op, r->defer_args, park_cb,
+						  done_cb, r);
+		if (e == 0) {
+			free(r->defer_args);
+			r->defer_args = NULL;
+			return MHD_YES;
+		}
+		/* no I/O thread (stopping) or no memory: a blocking round trip still answers */
+		r->deferred = false;
+		pv_ctrl_engine_relay(ctrl->engine, r->defer_op, r->defer_args, &rep);
 		free(r->defer_args);
 		r->defer_args = NULL;
-		if (joined)
-			return MHD_YES; /* parked: done_cb resumes it */
-		r->deferred = false;
 	}
 	enum MHD_Result res = send_reply(conn, &rep, 0);
 	pv_ctrl_reply_clear(&rep);
@@ -486,6 +491,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "pv-ctrl: serving %s (engine %s, timeout %ds, %d connections)\n", path,
 		engine_sock, conn_timeout, conn_limit);
 
+	if (pv_ctrl_engine_start(ctrl.engine) < 0)
+		fprintf(stderr, "pv-ctrl: no engine I/O thread: reads block an HTTP thread each\n");
 	int sig = 0;
 	sigwait(&set, &sig);
 	/* parked connections must be resumed (answered 503) before MHD may stop */

@@ -108,6 +108,24 @@ const struct pv_ctrl_route pv_ctrl_routes[] = {
     {PV_R_DAEMONS_ACTION, PV_M_PUT, "/daemons/{}", {PV_CAP_NAME}, PV_CTRL_ROLE_MGMT, 4 * KB, false},
     {PV_R_GRAPH, PV_M_GET, "/xconnect-graph", {0}, PV_CTRL_ROLE_MGMT, 0, false},
     {PV_R_STORAGE_GC, PV_M_POST, "/storage/gc", {0}, PV_CTRL_ROLE_MGMT, 4 * KB, false},
+    {PV_R_DRIVERS_LIST, PV_M_GET, "/drivers", {0}, PV_CTRL_ROLE_MGMT, 0, false},
+    /* upstream sends no body; a small one is tolerated and ignored */
+    {PV_R_DRIVERS_ALL_ACTION, PV_M_PUT, "/drivers/load", {0}, PV_CTRL_ROLE_MGMT, 4 * KB, false},
+    {PV_R_DRIVERS_ALL_ACTION, PV_M_PUT, "/drivers/unload", {0}, PV_CTRL_ROLE_MGMT, 4 * KB, false},
+    {PV_R_DRIVERS_ACTION,
+     PV_M_PUT,
+     "/drivers/{}/load",
+     {PV_CAP_NAME},
+     PV_CTRL_ROLE_MGMT,
+     4 * KB,
+     false},
+    {PV_R_DRIVERS_ACTION,
+     PV_M_PUT,
+     "/drivers/{}/unload",
+     {PV_CAP_NAME},
+     PV_CTRL_ROLE_MGMT,
+     4 * KB,
+     false},
 };
 const size_t pv_ctrl_n_routes = sizeof(pv_ctrl_routes) / sizeof(pv_ctrl_routes[0]);
 

@@ -55,6 +55,9 @@ enum pv_route_id {
 	PV_R_DAEMONS_ACTION,
 	PV_R_GRAPH,
 	PV_R_STORAGE_GC,
+	PV_R_DRIVERS_LIST,
+	PV_R_DRIVERS_ALL_ACTION, /* /drivers/load|unload: every manual driver */
+	PV_R_DRIVERS_ACTION,	 /* /drivers/<alias>/load|unload */
 	PV_R_COUNT
 };
 

@@ -219,3 +219,70 @@ bool pv_ctrl_progress_final(const char *status, bool *ok)
 	*ok = !strcmp(status, "DONE") || !strcmp(status, "UPDATED");
 	return *ok || !strcmp(status, "ERROR") || !strcmp(status, "WONTGO");
 }
+
+static int section_modules(const cJSON *sec, const char *alias, char ***modules, size_t *n)
+{
+	const cJSON *a = cJSON_IsObject(sec) ? cJSON_GetObjectItemCaseSensitive(sec, alias) : NULL;
+	if (!cJSON_IsArray(a))
+		return -ENOENT;
+	int cnt = cJSON_GetArraySize(a);
+	char **v = calloc(cnt > 0 ? (size_t)cnt : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	size_t k = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, a)
+	{
+		if (!cJSON_IsString(it))
+			continue;
+		if (!(v[k] = strdup(it->valuestring))) {
+			pv_ctrl_json_strv_free(v, k);
+			return -ENOMEM;
+		}
+		k++;
+	}
+	*modules = v;
+	*n = k;
+	return 0;
+}
+
+int pv_ctrl_json_driver_modules(const char *drivers_json, size_t len, const char *alias,
+				const char *fitconfig, char ***modules, size_t *n)
+{
+	*modules = NULL;
+	*n = 0;
+	cJSON *o = drivers_json ? cJSON_ParseWithLength(drivers_json, len) : NULL;
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return -EINVAL;
+	}
+	int r = -ENOENT;
+	if (fitconfig && fitconfig[0]) {
+		char sec[256];
+		snprintf(sec, sizeof(sec), "fitconfig:%s", fitconfig);
+		r = section_modules(cJSON_GetObjectItemCaseSensitive(o, sec), alias, modules, n);
+	}
+	if (r == -ENOENT)
+		r = section_modules(cJSON_GetObjectItemCaseSensitive(o, "all"), alias, modules, n);
+	cJSON_Delete(o);
+	return r;
+}
+
+char *pv_ctrl_json_drivers(const struct pv_ctrl_driver *d, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++) {
+		cJSON *it = cJSON_CreateObject();
+		if (!it || !cJSON_AddStringToObject(it, "name", d[i].name) ||
+		    !cJSON_AddStringToObject(it, "type", d[i].type) ||
+		    !cJSON_AddStringToObject(it, "status", d[i].status) ||
+		    !cJSON_AddItemToArray(a, it)) {
+			cJSON_Delete(it);
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	char *s = a ? cJSON_PrintUnformatted(a) : NULL;
+	cJSON_Delete(a);
+	return s;
+}

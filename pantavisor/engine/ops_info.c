@@ -1,15 +1,19 @@
 /* ops_info.c: identity and information ops: whois (pid -> container, roles), graph and
- * link-status, buildinfo, config/config2, daemons-list and daemon-action (through initctl). */
+ * link-status, buildinfo, config/config2, daemons-list and daemon-action (through initctl),
+ * drivers-list and driver-action (bsp/drivers.json aliases, modprobe). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "initctl.h"
+#include "pvstate/ctrl.h"
+#include "pvstate/fileio.h"
 #include "pvstate/status.h"
 
 #ifndef PV_BUILD_VERSION
@@ -227,5 +231,202 @@ char *pv_op_daemon_action(struct pv_engine *e, const struct pv_msg *m)
 		snprintf(msg, sizeof(msg), "daemon %s: %s: %s", name, action, strerror(-r));
 		return pv_msg_reply_error(m->id, 500, msg);
 	}
+	return pv_msg_reply(m->id, 200, NULL);
+}
+
+/* ---- drivers: a container's driver aliases (run.json "drivers"), resolved through the running
+ * state's bsp/drivers.json (spec §2.5) and loaded with modprobe, as upstream ---- */
+
+static const char *drivers_json(const struct pv_engine *e, size_t *len)
+{
+	for (size_t i = 0; e->have_state && i < e->state.n_entries; i++)
+		if (!strcmp(e->state.entries[i].key, "bsp/drivers.json") &&
+		    e->state.entries[i].raw) {
+			*len = e->state.entries[i].raw_len;
+			return e->state.entries[i].raw;
+		}
+	*len = 0;
+	return NULL;
+}
+
+/* Is the module of "<module> [args]" in /proc/modules (names use '_' where files use '-')? */
+static bool module_loaded(const char *proc_modules, const char *spec)
+{
+	char name[128];
+	size_t n = strcspn(spec, " \t");
+	if (!proc_modules || n == 0 || n >= sizeof(name))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		name[i] = spec[i] == '-' ? '_' : spec[i];
+	name[n] = '\0';
+	for (const char *p = proc_modules; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, n) && p[n] == ' ')
+			return true;
+	return false;
+}
+
+static const char *alias_status(const struct pv_engine *e, const char *proc_modules,
+				const char *alias)
+{
+	size_t len;
+	const char *dj = drivers_json(e, &len);
+	char **mods = NULL;
+	size_t n = 0;
+	if (!dj || pv_ctrl_json_driver_modules(dj, len, alias,
+					       pv_config_get(e->cfg, "PV_BOOTLOADER_FITCONFIG"),
+					       &mods, &n) < 0)
+		return "UNKNOWN";
+	bool all = n > 0;
+	for (size_t i = 0; i < n; i++)
+		all = all && module_loaded(proc_modules, mods[i]);
+	pv_ctrl_json_strv_free(mods, n);
+	return all ? "LOADED" : "UNLOADED";
+}
+
+/* The containers a request is about: the named one, or every one (host callers). */
+static bool ctr_selected(const struct pv_ctr *c, const char *name)
+{
+	return !name || !name[0] || !strcmp(c->spec->name, name);
+}
+
+char *pv_op_drivers_list(struct pv_engine *e, const struct pv_msg *m)
+{
+	const char *ctr = NULL;
+	pv_msg_arg_str(m, "container", &ctr);
+	char *mods = NULL;
+	pv_file_read_all("/proc/modules", 4 * 1024 * 1024, &mods, NULL, NULL);
+	size_t cap = 0, n = 0;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		if (ctr_selected(&e->ctrs[i], ctr))
+			cap += e->ctrs[i].spec->n_drivers_required +
+			       e->ctrs[i].spec->n_drivers_optional +
+			       e->ctrs[i].spec->n_drivers_manual;
+	struct pv_ctrl_driver *d = calloc(cap ? cap : 1, sizeof(*d));
+	if (!d) {
+		free(mods);
+		return pv_msg_reply_error(m->id, 500, "drivers-list: out of memory");
+	}
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_container *s = e->ctrs[i].spec;
+		if (!ctr_selected(&e->ctrs[i], ctr))
+			continue;
+		const struct {
+			char **names;
+			size_t n;
+			const char *type;
+		} lists[] = {{s->drivers_required, s->n_drivers_required, "REQUIRED"},
+			     {s->drivers_optional, s->n_drivers_optional, "OPTIONAL"},
+			     {s->drivers_manual, s->n_drivers_manual, "MANUAL"}};
+		for (size_t l = 0; l < 3; l++)
+			for (size_t j = 0; j < lists[l].n; j++) {
+				d[n].name = lists[l].names[j];
+				d[n].type = lists[l].type;
+				d[n].status = alias_status(e, mods, lists[l].names[j]);
+				n++;
+			}
+	}
+	char *body = pv_ctrl_json_drivers(d, n);
+	free(d);
+	free(mods);
+	return pv_op_reply_json(m, body);
+}
+
+/* modprobe [-r] <module> [args...]: 0, or the exit status / -errno. Runs on the loop: module
+ * loads are short, and the caller (pv-ctrl) waits for the answer anyway. */
+static int modprobe(const char *spec, bool unload)
+{
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *argv[32];
+	int argc = 0;
+	const char *tool = access("/sbin/modprobe", X_OK) == 0 ? "/sbin/modprobe" : "modprobe";
+	argv[argc++] = (char *)tool;
+	if (unload)
+		argv[argc++] = "-r";
+	char *save = NULL;
+	/* unload takes only the module name; load passes the module's arguments as well */
+	for (char *t = strtok_r(buf, " \t", &save); t && argc < 31;
+	     t = strtok_r(NULL, " \t", &save)) {
+		argv[argc++] = t;
+		if (unload)
+			break;
+	}
+	argv[argc] = NULL;
+	pid_t p = fork();
+	if (p < 0)
+		return -errno;
+	if (p == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(p, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *pv_op_driver_action(struct pv_engine *e, const struct pv_msg *m)
+{
+	const char *ctr = NULL, *name = NULL, *action = NULL;
+	pv_msg_arg_str(m, "container", &ctr);
+	pv_msg_arg_str(m, "name", &name);
+	if (pv_msg_arg_str(m, "action", &action) < 0 || !action ||
+	    (strcmp(action, "load") && strcmp(action, "unload")))
+		return pv_msg_reply_error(m->id, 400,
+					  "driver-action: args.action must be load or "
+					  "unload");
+	bool unload = !strcmp(action, "unload");
+	size_t len;
+	const char *dj = drivers_json(e, &len);
+	const char *fit = pv_config_get(e->cfg, "PV_BOOTLOADER_FITCONFIG");
+	char errs[1024] = "";
+	size_t matched = 0, failed = 0;
+	/* only manual drivers are the API's to load or unload (upstream DRIVER_MANUAL) */
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_container *s = e->ctrs[i].spec;
+		if (!ctr_selected(&e->ctrs[i], ctr))
+			continue;
+		for (size_t j = 0; j < s->n_drivers_manual; j++) {
+			const char *alias = s->drivers_manual[j];
+			if (name && name[0] && strcmp(alias, name))
+				continue;
+			matched++;
+			char **mods = NULL;
+			size_t n = 0;
+			if (!dj ||
+			    pv_ctrl_json_driver_modules(dj, len, alias, fit, &mods, &n) < 0) {
+				failed++;
+				snprintf(errs + strlen(errs), sizeof(errs) - strlen(errs),
+					 "%sdriver %s: not defined in bsp/drivers.json",
+					 errs[0] ? "; " : "", alias);
+				continue;
+			}
+			for (size_t k = 0; k < n; k++) {
+				int r = modprobe(mods[k], unload);
+				if (r == 0)
+					continue;
+				failed++;
+				snprintf(errs + strlen(errs), sizeof(errs) - strlen(errs),
+					 "%sdriver %s: modprobe %s%s: %s %d", errs[0] ? "; " : "",
+					 alias, unload ? "-r " : "", mods[k],
+					 r < 0 ? "error" : "exit", r < 0 ? -r : r);
+			}
+			pv_ctrl_json_strv_free(mods, n);
+		}
+	}
+	if (name && name[0] && !matched) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "driver %.100s: not a manual driver of %.100s", name,
+			 ctr && ctr[0] ? ctr : "any container");
+		return pv_msg_reply_error(m->id, 404, msg);
+	}
+	if (failed)
+		return pv_msg_reply_error(m->id, 400, errs);
 	return pv_msg_reply(m->id, 200, NULL);
 }

@@ -215,3 +215,38 @@ def test_read_after_write_is_not_shared_with_an_older_read(rig):
     assert st == 200
     asked = sum(1 for o, _ in rig.eng.requests if o == "containers-list")
     assert asked == 2, rig.eng.requests
+
+
+# ---- drivers: pv-ctrl's side (the engine's drivers-list / driver-action) ----
+
+DRIVER_CASES = [
+    ("GET", "/drivers", "drivers-list", None),
+    ("PUT", "/drivers/load", "driver-action", {"action": "load"}),
+    ("PUT", "/drivers/unload", "driver-action", {"action": "unload"}),
+    ("PUT", "/drivers/wifi/load", "driver-action", {"action": "load", "name": "wifi"}),
+    ("PUT", "/drivers/wifi/unload", "driver-action", {"action": "unload", "name": "wifi"}),
+]
+
+
+@pytest.mark.parametrize("method,path,op,args", DRIVER_CASES,
+                         ids=["%s %s" % (c[0], c[1]) for c in DRIVER_CASES])
+def test_drivers_routes(rig, method, path, op, args):
+    listing = [{"name": "wifi", "type": "MANUAL", "status": "UNLOADED"}]
+    rig.eng.answers["drivers-list"] = (200, listing, None, None)
+    st, body = curl(rig, path, method)
+    assert st == 200, (st, body)
+    if op == "drivers-list":
+        assert json.loads(body) == listing
+    seen = [r for r in rig.eng.requests if r[0] != "whois"]
+    assert seen == [(op, args)], seen  # the host: no container, every container's drivers
+
+
+def test_driver_errors_relayed(rig):
+    rig.eng.answers["driver-action"] = (
+        400, None, "driver wifi: modprobe brcmfmac: exit 1", None)
+    st, body = curl(rig, "/drivers/wifi/load", "PUT")
+    assert st == 400 and "modprobe brcmfmac: exit 1" in json.loads(body)["Error"]
+    st, body = curl(rig, "/drivers/../load", "PUT")
+    assert st in (400, 404), (st, body)
+    st, body = curl(rig, "/drivers", "POST")
+    assert st == 405

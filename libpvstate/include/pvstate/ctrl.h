@@ -43,4 +43,18 @@ int pv_ctrl_json_progress(const char *body, size_t len, struct pv_ctrl_progress 
 /* true when status ends an update (DONE, UPDATED: *ok = true; ERROR, WONTGO: *ok = false). */
 bool pv_ctrl_progress_final(const char *status, bool *ok);
 
+/* ---- drivers (GET /drivers, PUT /drivers/[<alias>/]load|unload) ---- */
+/* The modules ("<module> [args]") of `alias` in a bsp/drivers.json value (spec §2.5): section
+ * "fitconfig:<fitconfig>" wins over "all" when fitconfig is given. -ENOENT: alias defined in
+ * neither; -EINVAL: not a drivers.json object. *modules is malloc'd (free with strv_free). */
+int pv_ctrl_json_driver_modules(const char *drivers_json, size_t len, const char *alias,
+				const char *fitconfig, char ***modules, size_t *n);
+
+/* One line of GET /drivers: upstream's {"name","type","status"} (REQUIRED|OPTIONAL|MANUAL,
+ * LOADED|UNLOADED|UNKNOWN). */
+struct pv_ctrl_driver {
+	const char *name, *type, *status;
+};
+char *pv_ctrl_json_drivers(const struct pv_ctrl_driver *d, size_t n);
+
 #endif

@@ -148,12 +148,52 @@ static void test_progress(void **state)
 	assert_false(pv_ctrl_progress_final("NEW", &ok));
 }
 
+static void test_driver_modules(void **state)
+{
+	const char *dj = "{\"#spec\":\"driver-aliases@1\","
+			 "\"all\":{\"wifi\":[\"brcmfmac\",\"cfg80211 ieee80211_regdom=EU\"],"
+			 "\"usb\":[\"dwc2\"]},"
+			 "\"fitconfig:board-b\":{\"usb\":[\"dwc3\",\"xhci_hcd\"]}}";
+	char **m = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_ctrl_json_driver_modules(S(dj), "wifi", NULL, &m, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0], "brcmfmac");
+	assert_string_equal(m[1], "cfg80211 ieee80211_regdom=EU");
+	pv_ctrl_json_strv_free(m, n);
+	/* the fitconfig section wins; "all" still answers what it lacks */
+	assert_int_equal(pv_ctrl_json_driver_modules(S(dj), "usb", "board-b", &m, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0], "dwc3");
+	pv_ctrl_json_strv_free(m, n);
+	assert_int_equal(pv_ctrl_json_driver_modules(S(dj), "usb", "board-a", &m, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(m[0], "dwc2");
+	pv_ctrl_json_strv_free(m, n);
+	assert_int_equal(pv_ctrl_json_driver_modules(S(dj), "gpu", NULL, &m, &n), -ENOENT);
+	assert_null(m);
+	assert_int_equal(pv_ctrl_json_driver_modules(S("[1]"), "gpu", NULL, &m, &n), -EINVAL);
+}
+
+static void test_drivers_list(void **state)
+{
+	struct pv_ctrl_driver d[] = {{"wifi", "MANUAL", "LOADED"}, {"usb", "REQUIRED", "UNKNOWN"}};
+	char *s = pv_ctrl_json_drivers(d, 2);
+	assert_string_equal(s, "[{\"name\":\"wifi\",\"type\":\"MANUAL\",\"status\":\"LOADED\"},"
+			       "{\"name\":\"usb\",\"type\":\"REQUIRED\",\"status\":\"UNKNOWN\"}]");
+	free(s);
+	s = pv_ctrl_json_drivers(NULL, 0);
+	assert_string_equal(s, "[]");
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_check_object), cmocka_unit_test(test_field),
-	    cmocka_unit_test(test_whois),	 cmocka_unit_test(test_bodies),
-	    cmocka_unit_test(test_objects),	 cmocka_unit_test(test_progress),
+	    cmocka_unit_test(test_check_object),   cmocka_unit_test(test_field),
+	    cmocka_unit_test(test_whois),	   cmocka_unit_test(test_bodies),
+	    cmocka_unit_test(test_objects),	   cmocka_unit_test(test_progress),
+	    cmocka_unit_test(test_driver_modules), cmocka_unit_test(test_drivers_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

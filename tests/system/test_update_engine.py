@@ -467,3 +467,54 @@ def test_engine_killed_during_hot_update_recovers(point):
         assert pvtest.stop(d.engine, signal.SIGTERM, 30) == 0, d.log()
     finally:
         d.cleanup()
+
+
+def _boot_with(tag, try_state, progress, cmdline=None):
+    """A device whose boot env names a try revision locals/<tag> (state try_state, stored
+    progress), started once; returns the Dev (running) for the caller to check and clean."""
+    d = Dev(names=("a",))
+    d.write_factory()
+    trail = os.path.join(d.storage, "trails", "locals", tag)
+    os.makedirs(os.path.join(trail, ".pvr"))
+    os.makedirs(os.path.join(trail, ".pv"))
+    with open(os.path.join(trail, ".pvr", "json"), "w") as f:
+        f.write(try_state)
+    with open(os.path.join(trail, ".pv", "progress"), "w") as f:
+        json.dump(progress, f)
+    os.makedirs(os.path.join(d.storage, "boot"))
+    with open(os.path.join(d.storage, "boot", "uboot.txt"), "wb") as f:
+        f.write(b"pv_rev=0\0pv_try=locals/" + tag.encode() + b"\0\0")
+    d.start(cmdline=cmdline)
+    return d
+
+
+def test_invalid_try_revision_falls_back_marks_error_clears_try():
+    d = _boot_with("brk", '{"#spec": "pantavisor-service-system@1", "x/run.json": 3',
+                   {"status": "INPROGRESS", "status-msg": "Rebooting", "progress": 50})
+    try:
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        assert d.current() == "0"
+        p = d.progress("locals/brk")
+        assert p["status"] == "ERROR" and p["status-msg"] == "State JSON has bad format", p
+        assert d.env_val("pv_try") == "" and d.env_val("pv_rev") == "0"
+    finally:
+        d.cleanup()
+
+
+def test_back_on_committed_revision_mid_try_is_unexpected_rollback():
+    """The bootloader already tried pv_try (pv-appengine passes only pv_rev now) and the try
+    never finished: ERROR "Unexpected rollback", pv_try cleared, the committed revision runs."""
+    d = Dev(names=("a",))
+    st, _ = d.state(d.ctrs)
+    d.cleanup()
+    d = _boot_with("unf", json.dumps(st), {"status": "INPROGRESS",
+                                          "status-msg": "Trying new revision", "progress": 50},
+                   cmdline="pv_rev=0")
+    try:
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        assert d.current() == "0"
+        p = d.progress("locals/unf")
+        assert p["status"] == "ERROR" and p["status-msg"] == "Unexpected rollback", p
+        assert d.env_val("pv_try") == ""
+    finally:
+        d.cleanup()

@@ -4,6 +4,7 @@ and pv-xconnect injects the socket into the consumer container. Uses the engine 
 and container builder (test_engine_lifecycle.Env)."""
 import os
 import socket
+import stat
 import subprocess
 import sys
 
@@ -65,6 +66,10 @@ def test_engine_graph_injects_into_lxc_consumer_and_tears_down(env):
                               stderr=log)
     target = "/proc/%d/root/run/pv/services/raw-unix.sock" % cpid
     assert wait_for(lambda: os.path.exists(target), 15, 0.01), open(log.name).read()
+    # the default owner/mode: the container's root (no user namespace here: host ids), 0660
+    st = os.lstat(target)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660
+    assert (st.st_uid, st.st_gid) == (0, 0)
 
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.settimeout(5)

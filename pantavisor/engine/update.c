@@ -657,11 +657,75 @@ static void finish_rollback(struct pv_update *u)
 	update_end(e);
 }
 
+/* liblxc's monitor logs how the init ended ("Child <pid> ended on error (1)", "... killed by
+ * signal") just after the exit the engine sees: the reason is added to the log and progress a
+ * moment later, so the user reads the exit status and not only "exited". */
+struct exit_note {
+	uv_timer_t t;
+	struct pv_engine *e;
+	char rev[128], name[PV_NAME_MAX + 1], status_msg[64], detail[300], lxclog[4200];
+};
+
+/* One note at a time (the failure that ends an update); static so that an engine exiting
+ * before it fires (a try boot reboots at once) leaves nothing allocated. */
+static struct exit_note g_note;
+
+static void exit_note_cb(uv_timer_t *t)
+{
+	struct exit_note *n = t->data;
+	char *buf = NULL, st[32];
+	size_t len = 0;
+	const char *pick = NULL;
+	if (pv_file_read_all(n->lxclog, 16u * 1024 * 1024, &buf, &len, NULL) == 0) {
+		for (char *line = buf; line && *line;) {
+			char *end = strchr(line, '\n');
+			if (end)
+				*end = '\0';
+			if (strstr(line, "ended on error") || strstr(line, "killed by signal") ||
+			    strstr(line, "exited with status"))
+				pick = line;
+			line = end ? end + 1 : NULL;
+		}
+	}
+	if (pick) {
+		const char *m = strstr(pick, ".c:"); /* "<file>.c:<func>:<line> - <message>" */
+		m = m ? strstr(m, " - ") : NULL;
+		m = m ? m + 3 : pick;
+		char detail[700];
+		snprintf(detail, sizeof(detail), "%s; lxc: %s", n->detail, m);
+		pv_log(PV_LOG_ERROR, "update", "revision %s: container %s: %s", n->rev, n->name, m);
+		progress_get(n->e, n->rev, st, sizeof(st), NULL, 0);
+		if (!strcmp(st, "ERROR"))
+			progress_set(n->e, n->rev, "ERROR", n->status_msg, detail);
+	}
+	free(buf);
+}
+
+static void exit_note(struct pv_engine *e, const char *name, const char *status_msg,
+		      const char *detail)
+{
+	struct exit_note *n = &g_note;
+	if (n->e && uv_is_active((uv_handle_t *)&n->t))
+		return;
+	if (!n->e) {
+		uv_timer_init(e->loop, &n->t);
+		n->t.data = n;
+	}
+	n->e = e;
+	snprintf(n->rev, sizeof(n->rev), "%s", e->rev);
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->status_msg, sizeof(n->status_msg), "%s", status_msg);
+	snprintf(n->detail, sizeof(n->detail), "%s", detail);
+	snprintf(n->lxclog, sizeof(n->lxclog), "%s/%s/%s/lxc/lxc.log", e->logdir, e->rev, name);
+	uv_timer_start(&n->t, exit_note_cb, 300, 0);
+}
+
 bool pv_update_container_failed(struct pv_ctr *c, const char *why)
 {
 	struct pv_update *u = c->e->update;
 	if (!u || (u->phase != PH_TRACK && u->phase != PH_TESTING))
 		return false;
+	exit_note(c->e, c->spec->name, ERR_START, why);
 	update_fail(u, ERR_START, why);
 	return true;
 }

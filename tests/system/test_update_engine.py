@@ -322,6 +322,11 @@ def test_update_whose_container_exits_rolls_back_hot(dev):
     assert final["status"] == "ERROR", (seen, final)
     assert final["status-msg"] == "A container could not be started", final
     assert b in final.get("logs", ""), final  # the why, for the user
+    # ... with the exit status liblxc's monitor logged (/bin/false exits 1)
+    assert pvtest.wait_until(
+        lambda: "ended on error (1)" in dev.progress("locals/bad1").get("logs", ""), 10), \
+        dev.progress("locals/bad1")
+    assert dev.progress("locals/bad1")["status-msg"] == "A container could not be started"
     # the old revision with the old container back, the others never touched
     assert pvtest.wait_until(lambda: dev.current() == "0", 20), dev.log()
     assert pvtest.wait_until(dev.all_started, 30), dev.log()

@@ -20,6 +20,15 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports(device):
+    """Every test's device (the `device` fixture, cleaned after this) logged no ASan/UBSan
+    report."""
+    yield
+    bad = U.sanitizer_reports(device)
+    assert not bad, "\n".join(bad)
+
+
 @pytest.fixture
 def ud(device):
     return U.UpdateDevice(device, n=3)
@@ -230,6 +239,8 @@ def quiet():
         u.start()
         u.pids0 = u.pids()
         yield u
+        bad = U.sanitizer_reports(d)
+        assert not bad, "\n".join(bad)
     finally:
         d.cleanup()
 

@@ -17,6 +17,15 @@ pytestmark = [
                        reason="pantavisor, pv-engine or pv-ctrl not built"),
 ]
 
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports(device):
+    """Every test's device (the `device` fixture, cleaned after this) logged no ASan/UBSan
+    report."""
+    yield
+    bad = U.sanitizer_reports(device)
+    assert not bad, "\n".join(bad)
+
 # point -> the update that reaches it: hot (one changed container), reboot (a changed root file
 # and one changed container), bad (a changed container plus a new one whose init exits at once)
 CASES = [(p, "hot") for p in ("step-stored", "run-start", "install-objects", "install-done",

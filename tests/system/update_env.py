@@ -500,6 +500,21 @@ class UpdateDevice:
         return p, tl, reply
 
 
+def sanitizer_reports(device):
+    """ASan/UBSan reports in a device's logs (init's and every daemon's stderr): under
+    PV_SANITIZE a daemon that trips one dies and is respawned, so only its log tells."""
+    bad = []
+    for f in sorted(os.listdir(device.logdir)) if os.path.isdir(device.logdir) else []:
+        with open(os.path.join(device.logdir, f), errors="replace") as fh:
+            text = fh.read()
+        for pat in ("Sanitizer", "runtime error:"):
+            i = text.find(pat)
+            if i >= 0:
+                bad.append("%s: %s" % (f, text[max(0, i - 200):i + 3000]))
+                break
+    return bad
+
+
 def statuses(timeline):
     return [s for _, s, _ in timeline]
 
@@ -558,12 +573,17 @@ def trail_problems(ud, rev):
     return bad
 
 
+TEMP_NAME = re.compile(r"\.tmp|^\.current\.|^\.factory\.")
+
+
 def temp_files(ud):
-    """*.tmp-like leftovers under objects/ and trails/ (crash-safe writes leave none)."""
+    """Leftovers of crash-safe writes under objects/, trails/ and boot/: `<file>.tmp.<pid>...`
+    (libpvstate fileio, pv-ctrl uploads), `trails/.current.<pid>`, `trails/.factory.<pid>/`.
+    A write interrupted anywhere must leave none behind once the engine has recovered."""
     left = []
-    for sub in ("objects", "trails"):
-        for root, _, files in os.walk(os.path.join(ud.storage, sub)):
-            for f in files:
-                if f.endswith(".tmp") or ".tmp" in f or f.startswith(".tmp"):
+    for sub in ("objects", "trails", "boot"):
+        for root, dirs, files in os.walk(os.path.join(ud.storage, sub)):
+            for f in files + dirs:
+                if TEMP_NAME.search(f):
                     left.append(os.path.relpath(os.path.join(root, f), ud.storage))
     return left

@@ -269,13 +269,15 @@ static int side_read(struct pvx_stream *s, int i)
 
 /* ---- one connection ---- */
 
-/* Side i may be read: what it produced is not backed up on either side (an answer of ours to
- * it counts too) and the unit being collected may grow up to its own size. */
+/* Side i may be read: what it produced is not backed up and the unit being collected may grow
+ * up to its own size. Answers of ours (a 400, an AccessDenied) only ever go to the consumer, so
+ * the consumer is also not read while its own output is backed up. The provider's reading must
+ * not wait for its output: a provider blocked writing to us reads nothing until we read it. */
 static bool want_read(const struct pvx_stream *s, int i)
 {
 	const struct pvx_stream_side *sd = &s->side[i];
 	size_t lim = s->ops->limit;
-	return !sd->eof && s->side[!i].out.len < lim && sd->out.len < lim &&
+	return !sd->eof && s->side[!i].out.len < lim && (i == PVX_PROVIDER || sd->out.len < lim) &&
 	       (sd->in.len < lim || sd->in.len < sd->need);
 }
 

@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -481,6 +482,18 @@ def test_flooding_nonreading_consumer_bounded(bus):
     w2, me2 = hello(s2)
     assert bus_uid(s2, w2, me2) == 0
     s2.close()
+    # reading again lets the flood move on: a call sent after the flood is answered after all
+    # its replies (so the backed-up connection was not wedged)
+    s.setblocking(True)
+    s.settimeout(10)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(w.reply_to(99999)), daemon=True)
+    reader.start()
+    s.sendall(batch[off:])  # back to a message boundary (the reader makes room)
+    s.sendall(call(99999, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                   "org.freedesktop.DBus", "GetId"))
+    reader.join(20)
+    assert got and got[0]["type"] == 2
     s.close()
 
 

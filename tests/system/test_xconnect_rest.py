@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -98,6 +99,46 @@ def test_pipelined_requests_each_stamped(rest):
         status, _, body = r.response()
         doc = json.loads(body)
         assert doc["path"] == "/p%d" % i and doc["role"] == ["mgmt"] and doc["client"] == ["client"]
+    s.close()
+
+
+def test_pipelining_nonreading_consumer_bounded(rest):
+    """Requests pipelined without reading a response: the proxy stops reading the consumer once
+    responses back up (the stream core's backpressure); memory stays bounded and another
+    connection of the link is served meanwhile. Reading later gets every response, in order."""
+    base = rest.rss_kb()
+    s = connect(rest.target)
+    req = b"GET /flood HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    batch = req * 1000
+    s.setblocking(False)
+    sent, off = 0, 0
+    end = time.monotonic() + 3
+    while time.monotonic() < end and sent < (64 << 20):
+        try:
+            n = s.send(batch[off:])
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        sent += n
+        off = (off + n) % len(batch)
+    rss = rest.rss_kb()
+    print("rest flood: sent %d KiB, RSS %d -> %d KiB" % (sent >> 10, base, rss))
+    assert sent < (64 << 20)  # the sender was stopped
+    assert rss - base < 8 * 1024
+    other = connect(rest.target)
+    r2 = Reader(other)
+    other.sendall(b"GET /other HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    status, _, body = r2.response()
+    assert status == 200 and json.loads(body)["path"] == "/other"
+    other.close()
+    # the backed-up connection resumes: every complete request is answered, in order (far
+    # more than the proxy's and the sockets' buffers held)
+    s.setblocking(True)
+    s.settimeout(10)
+    r = Reader(s)
+    for _ in range(sent // len(req)):
+        status, _, body = r.response()
+        assert status == 200 and json.loads(body)["path"] == "/flood"
     s.close()
 
 

@@ -259,15 +259,26 @@ static int cli_extra(const struct pvex_cli *cli, const struct pvex_opt *x, const
 	return -1;
 }
 
+/* The extra option getopt_long answered with code o, or NULL. */
+static const struct pvex_opt *cli_extra_of(const struct pvex_cli *cli, size_t nx, int o)
+{
+	for (size_t i = 0; i < nx; i++) {
+		const struct pvex_opt *x = &cli->extra[i];
+		if (o == (x->short_name ? x->short_name : 256 + (int)i))
+			return x;
+	}
+	return NULL;
+}
+
 int pvex_cli_parse(struct pvex_cli *cli, int argc, char **argv)
 {
+	const struct pvex_opt *x;
 	struct option opts[PVEX_MAX_OPTS + 5];
 	char shorts[2 * PVEX_MAX_OPTS + 16];
 	const char *target = NULL;
 	size_t no = 0, ns = 0, nx = 0;
 	int o, idx, r;
 
-	/* Long options the example adds get codes above any char, so they never clash. */
 	opts[no++] = (struct option){cli->target_long, required_argument, NULL, cli->target_short};
 	shorts[ns++] = cli->target_short;
 	shorts[ns++] = ':';
@@ -278,15 +289,16 @@ int pvex_cli_parse(struct pvex_cli *cli, int argc, char **argv)
 		ns += 4;
 	}
 	for (nx = 0; cli->extra && cli->extra[nx].name; nx++) {
-		const struct pvex_opt *x = &cli->extra[nx];
-		int has_arg = x->flag ? no_argument : required_argument;
+		const struct pvex_opt *e = &cli->extra[nx];
+		int has_arg = e->flag ? no_argument : required_argument;
 
 		if (nx == PVEX_MAX_OPTS)
 			abort(); /* a programming error in the example, not an input error */
-		opts[no++] = (struct option){x->name, has_arg, NULL,
-					     x->short_name ? x->short_name : 256 + (int)nx};
-		if (x->short_name) {
-			shorts[ns++] = x->short_name;
+		/* A long-only option gets a code above any char, so it never clashes. */
+		opts[no++] = (struct option){e->name, has_arg, NULL,
+					     e->short_name ? e->short_name : 256 + (int)nx};
+		if (e->short_name) {
+			shorts[ns++] = e->short_name;
 			if (has_arg == required_argument)
 				shorts[ns++] = ':';
 		}
@@ -315,19 +327,16 @@ int pvex_cli_parse(struct pvex_cli *cli, int argc, char **argv)
 				return cli_bad(cli, "count", optarg);
 			continue;
 		}
-		for (size_t i = 0; i < nx; i++) {
-			const struct pvex_opt *x = &cli->extra[i];
-			if (o == (x->short_name ? x->short_name : 256 + (int)i)) {
-				r = cli_extra(cli, x, optarg);
-				if (r >= 0)
-					return r;
-				goto next;
-			}
+		x = cli_extra_of(cli, nx, o);
+		if (x) {
+			r = cli_extra(cli, x, optarg);
+			if (r >= 0)
+				return r;
+			continue;
 		}
 		/* getopt already said what was wrong ("unrecognized option", ...). */
 		fputs(cli->usage, stderr);
 		return 2;
-	next:;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "unexpected argument '%s'\n", argv[optind]);

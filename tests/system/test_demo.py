@@ -250,6 +250,10 @@ def test_demo_refuses_bad_input_and_foreign_storage(tmp):
     assert rc == 2 and "not a <name>.pvrexport.tgz" in out, out
     rc, out = run_demo(tag, d, "--once", "--timeout", "soon")
     assert rc == 2 and "seconds, please" in out, out
+    r = subprocess.run([DEMO, "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("usage: scripts/demo"), r
+    r = subprocess.run([DEMO, "--bogus"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "unknown option --bogus" in r.stderr and not r.stdout, r
 
 
 def test_mkexample_cache_and_lxc_conf(tmp):

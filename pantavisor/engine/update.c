@@ -189,19 +189,22 @@ static void run_path(struct pv_engine *e, const char *name, char *out, size_t n)
 	snprintf(out, n, "%s/%s", e->rundir, name);
 }
 
-static void record_write(struct pv_engine *e, const char *from, const char *to)
+/* stopping: the switch began stopping the changed containers (a restart must restart them) */
+static void record_write(struct pv_engine *e, const char *from, const char *to, bool stopping)
 {
 	char p[4200], body[300];
 	run_path(e, RECORD_FILE, p, sizeof(p));
-	snprintf(body, sizeof(body), "%s\n%s\n", from, to);
+	snprintf(body, sizeof(body), "%s\n%s\n%s", from, to, stopping ? "stopping\n" : "");
 	pv_file_write_atomic(p, body, strlen(body), 0600, NULL);
 }
 
-static bool record_read(struct pv_engine *e, char *from, size_t fn, char *to, size_t tn)
+static bool record_read(struct pv_engine *e, char *from, size_t fn, char *to, size_t tn,
+			bool *stopping)
 {
 	char p[4200], *buf = NULL;
 	size_t len = 0;
 	run_path(e, RECORD_FILE, p, sizeof(p));
+	*stopping = false;
 	if (pv_file_read_all(p, 1024, &buf, &len, NULL) < 0)
 		return false;
 	char *nl = strchr(buf, '\n');
@@ -209,8 +212,10 @@ static bool record_read(struct pv_engine *e, char *from, size_t fn, char *to, si
 	if (nl) {
 		*nl = '\0';
 		char *nl2 = strchr(nl + 1, '\n');
-		if (nl2)
+		if (nl2) {
 			*nl2 = '\0';
+			*stopping = !strncmp(nl2 + 1, "stopping", 8);
+		}
 		snprintf(from, fn, "%s", buf);
 		snprintf(to, tn, "%s", nl + 1);
 		ok = pv_storage_rev_name_ok(from) && pv_storage_rev_name_ok(to);
@@ -900,6 +905,7 @@ static void install_after_cb(uv_work_t *w, int status)
 	for (size_t i = 0; i < u->n_names; i++)
 		pv_log(PV_LOG_INFO, "update", "  %s", u->names[i]);
 	set_phase(u, PH_STOPPING);
+	record_write(e, u->from, u->rev, true);
 	stop_names(e, u->names, u->n_names);
 	pv_engine_wake(e);
 }
@@ -993,7 +999,7 @@ static char *local_run(struct pv_engine *e, const struct pv_msg *m, const char *
 		update_end(e);
 		return pv_msg_reply_error(m->id, 422, msg);
 	}
-	record_write(e, u->from, rev);
+	record_write(e, u->from, rev, false);
 	pv_log(PV_LOG_INFO, "update", "%s %s accepted (running %s)", op, rev, u->from);
 	snprintf(u->wstorage, sizeof(u->wstorage), "%s", e->storage);
 	u->wchecksum = pv_config_get_bool(e->cfg, "PV_SECUREBOOT_CHECKSUM", true);
@@ -1109,8 +1115,33 @@ void pv_update_try_failed(struct pv_engine *e, const char *rev, bool bad_format)
 	env_set(e, kv);
 }
 
+/* The earlier engine died while stopping the containers the update touches: the ones still
+ * running were sent the halt signal and may exit any moment; they are restarted on purpose so the
+ * old revision ends with all of them running. */
+static void restart_touched(struct pv_engine *e, const char *to)
+{
+	struct pv_state st;
+	struct pv_error err = PV_ERROR_INIT;
+	char **names = NULL, why[300];
+	size_t n = 0;
+	if (pv_revision_parse(e, to, &st, &err) < 0) {
+		pv_error_clear(&err);
+		return;
+	}
+	diff_states(&e->state, &st, &names, &n, why, sizeof(why));
+	for (size_t i = 0; i < n; i++) {
+		struct pv_ctr *c = find_ctr(e, names[i]);
+		const char *whynot = NULL;
+		if (c && c->pid > 0 && pv_container_action(c, "restart", &whynot) == 0)
+			pv_log(PV_LOG_WARN, "update", "%s: was being stopped for %s: restarted",
+			       names[i], to);
+	}
+	names_free(&names, &n);
+	pv_state_free(&st);
+}
+
 /* A hot update this boot's earlier engine left behind (it was killed). */
-static void resume_record(struct pv_engine *e, const char *from, const char *to)
+static void resume_record(struct pv_engine *e, const char *from, const char *to, bool stopping)
 {
 	char st[32], msg[160];
 	progress_get(e, to, st, sizeof(st), msg, sizeof(msg));
@@ -1148,6 +1179,8 @@ static void resume_record(struct pv_engine *e, const char *from, const char *to)
 		progress_set(e, to, "ERROR", ERR_ROLLBACK,
 			     "the engine was restarted before the new revision was switched in");
 	}
+	if (stopping)
+		restart_touched(e, to);
 	env_settle_try(e, e->rev);
 	record_remove(e);
 }
@@ -1157,8 +1190,9 @@ void pv_update_resume(struct pv_engine *e, bool same_session)
 	char from[128], to[128], try[128], committed[128], st[32], msg[160];
 	if (!e->have_state)
 		return;
-	if (same_session && record_read(e, from, sizeof(from), to, sizeof(to))) {
-		resume_record(e, from, to);
+	bool stopping = false;
+	if (same_session && record_read(e, from, sizeof(from), to, sizeof(to), &stopping)) {
+		resume_record(e, from, to, stopping);
 		return;
 	}
 	env_get(e, "pv_try", try, sizeof(try));

@@ -80,6 +80,7 @@ class Dev:
             self.base_conf = f.read()
         with open(os.path.join(img, "root.squashfs"), "rb") as f:
             self.root = f.read()
+        self.roots = {}  # container name -> root.squashfs bytes other than the default
         self.tag = self.d.id[-6:]
         # container name -> (mark, restart_policy, init)
         self.ctrs = {self.tag + n: ("r0", "container", None) for n in names}
@@ -103,7 +104,9 @@ class Dev:
             conf = (conf + "lxc.environment = PVU_MARK=%s\n" % mark).encode()
             objs[sha(conf)] = conf
             st[name + "/lxc.container.conf"] = sha(conf)
-            st[name + "/root.squashfs"] = sha(self.root)
+            root = self.roots.get(name, self.root)
+            objs[sha(root)] = root
+            st[name + "/root.squashfs"] = sha(root)
             st[name + "/run.json"] = {
                 "#spec": "service-manifest-run@1", "name": name, "type": "lxc",
                 "config": "lxc.container.conf", "root-volume": "root.squashfs", "volumes": [],
@@ -521,5 +524,46 @@ def test_back_on_committed_revision_mid_try_is_unexpected_rollback():
         p = d.progress("locals/unf")
         assert p["status"] == "ERROR" and p["status-msg"] == "Unexpected rollback", p
         assert d.env_val("pv_try") == ""
+    finally:
+        d.cleanup()
+
+
+def test_engine_killed_while_stopping_changed_container():
+    """kill -9 while the switch waits for a changed container that takes 2 s to stop (between
+    the inprogress and hot-stopped points): the restarted engine restarts it on purpose, so the
+    old revision ends with it running instead of it exiting later and staying STOPPED."""
+    d = Dev()
+    try:
+        a, b, c = sorted(d.ctrs)
+        slow = pvtest.build_image("u1slow", init="trap 'sleep 2; exit 0' TERM; "
+                                                 "while :; do sleep 1; done")
+        with open(os.path.join(slow, "root.squashfs"), "rb") as f:
+            d.roots[b] = f.read()
+        d.write_factory()
+        d.start()
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        before = d.pids()
+        new = dict(d.ctrs)
+        new[b] = ("r1", "container", None)
+        st, objs = d.state(new)
+        assert d.put_step("locals/slow", st, objs)["status"] == 200
+        assert d.run("locals/slow")["status"] == 200
+        assert pvtest.wait_until(lambda: d.containers()[b]["status"] == "STOPPING", 10), d.log()
+        d.engine.kill()
+        d.engine.wait(10)
+        d.cl.close()
+        d.start()
+        p = d.progress("locals/slow")
+        assert p["status"] == "ERROR" and p["status-msg"] == "Unexpected rollback", p
+        assert d.current() == "0" and d.env_val("pv_try") == ""
+        # b exits from the first halt signal within 2 s and is started again with r0
+        assert pvtest.wait_until(lambda: d.all_started() and d.pids()[b] != before[b], 30), \
+            d.log()
+        time.sleep(3)  # nothing exits later and stays stopped
+        assert d.all_started(), d.containers()
+        after = d.pids()
+        assert after[a] == before[a] and after[c] == before[c]
+        assert d.mark_of(after[b]) == "r0"
+        assert "was being stopped for locals/slow: restarted" in d.engine_log()
     finally:
         d.cleanup()

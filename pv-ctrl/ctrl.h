@@ -20,6 +20,7 @@ struct pv_ctrl {
 	char *objects_dir; /* <storage>/objects */
 	struct pv_ctrl_engine *engine;
 	uint64_t tmp_seq; /* unique suffix for object temp files (atomic increments) */
+	int open_conns;	  /* HTTP connections open (atomic): a lone one reads synchronously */
 };
 
 /* What a handler answers. body is malloc'd (or NULL); fd >= 0 streams a file instead. */

@@ -281,6 +281,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		h(r, &rep);
 	else
 		pv_ctrl_reply_error(&rep, 500, "no handler for %s", r->route->pattern);
+	if (r->defer_op && __atomic_load_n(&ctrl->open_conns, __ATOMIC_RELAXED) <= 1) {
+		/* a lone connection starves nobody by blocking its thread for the round trip, and
+		 * parking it would cost MHD's suspend/resume wakeups (≈2x the latency) */
+		pv_ctrl_engine_relay(ctrl->engine, r->defer_op, r->defer_args, &rep);
+		free(r->defer_args);
+		r->defer_args = NULL;
+		r->defer_op = NULL;
+	}
 	if (r->defer_op) {
 		r->conn = conn;
 		r->deferred = true;
@@ -306,10 +314,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
+	struct pv_ctrl *ctrl = cls;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		__atomic_fetch_add(&ctrl->open_conns, 1, __ATOMIC_RELAXED);
 		*socket_context =
 		    calloc(1, sizeof(struct conn_ctx)); /* NULL: identify per request */
 	} else {
+		__atomic_fetch_sub(&ctrl->open_conns, 1, __ATOMIC_RELAXED);
 		free(*socket_context);
 		*socket_context = NULL;
 	}
@@ -482,7 +493,7 @@ int main(int argc, char **argv)
 	    (unsigned)conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_CONNECTION, connection_cb,
-	    NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, &ctrl, MHD_OPTION_END);
+	    &ctrl, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, &ctrl, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "pv-ctrl: cannot start the HTTP server on %s\n", path);
 		unlink(path);

@@ -102,17 +102,15 @@ def test_hot_update_restarts_only_the_changed_container(ud):
     assert U.temp_files(ud) == []
     # a clean stop after a hot switch leaves nothing behind
     assert ud.stop() == 0, ud.log()[-4000:]
-    ud.dev.assert_clean()
+    U.assert_clean(ud)
 
 
 def test_hot_update_adds_and_removes_containers(ud):
     ud.start()
     pids0 = ud.pids()
     a, b, c = ud.name(0), ud.name(1), ud.name(2)
-    r1 = ud.rev0.copy()
-    del r1.ctrs[c]
     new = ud.name(3)
-    r1.ctrs[new] = U.Ctr(new, "r1")
+    r1 = ud.revision(add=[new], remove=[c])
     p, tl, reply = ud.update("addrm", r1)
     assert reply[0] == 200, reply
     assert p["status"] == "UPDATED", (p, tl, ud.diag())
@@ -186,9 +184,7 @@ def test_new_container_crashing_rolls_back_to_old_revision(ud):
     pids0 = ud.pids()
     a, b, c = ud.name(0), ud.name(1), ud.name(2)
     bad = ud.name(3)
-    r1 = ud.rev0.copy()
-    r1.ctrs[b].mark = "r1"
-    r1.ctrs[bad] = U.Ctr(bad, "r1", init="/bin/false")  # its init exits at once
+    r1 = ud.revision(change=[b], crash=[bad])  # bad: a new container whose init exits at once
     p, tl, reply = ud.update("crash", r1, timeout=90)
     rev = "locals/crash"
     assert reply[0] == 200, reply
@@ -215,8 +211,7 @@ def test_goal_timeout_rolls_back(device):
     ud.start()
     pids0 = ud.pids()
     a, b, c = ud.name(0), ud.name(1), ud.name(2)
-    r1 = ud.rev0.copy()
-    r1.ctrs[b] = r1.ctrs[b].copy(mark="r1", status_goal="READY")  # nobody signals ready
+    r1 = ud.revision(change=[b], status_goal="READY")  # nobody signals ready
     t0 = time.monotonic()
     p, tl, reply = ud.update("goal", r1, timeout=90)
     assert reply[0] == 200, reply

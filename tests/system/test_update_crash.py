@@ -62,14 +62,11 @@ assert set(EXPECT) == set(CASES)
 
 
 def new_revision(ud, kind):
-    r1 = ud.rev0.copy()
-    r1.ctrs[ud.name(1)].mark = "r1"
     if kind == "reboot":
-        r1.files["README.md"] = b"r1 needs a reboot\n"
-    elif kind == "bad":
-        bad = ud.name(3)
-        r1.ctrs[bad] = U.Ctr(bad, "r1", init="/bin/false")
-    return r1
+        return ud.revision(change=[ud.name(1)], root_files={"README.md": b"r1 needs a reboot\n"})
+    if kind == "bad":
+        return ud.revision(change=[ud.name(1)], crash=[ud.name(3)])
+    return ud.revision(change=[ud.name(1)])
 
 
 def engine_environ(pid):

@@ -175,6 +175,25 @@ class UpdateDevice:
     def name(self, i):
         return "%sc%d" % (self.prefix, i)
 
+    def revision(self, base=None, mark="r1", change=(), add=(), remove=(), crash=(),
+                 root_files=None, **ctr_opts):
+        """A new revision from base (default rev0): containers `change` get `mark` (a new
+        lxc.container.conf), `add` are new containers, `remove` go, `crash` are new or changed
+        containers whose init exits at once, root_files ({key: bytes}) are root-level objects
+        (a reboot update); ctr_opts (policy, status_goal, ...) apply to changed/added ones."""
+        r = (base or self.rev0).copy()
+        for n in change:
+            r.ctrs[n] = r.ctrs[n].copy(mark=mark, **ctr_opts)
+        for n in add:
+            r.ctrs[n] = Ctr(n, mark, **ctr_opts)
+        for n in remove:
+            del r.ctrs[n]
+        for n in crash:
+            r.ctrs[n] = (r.ctrs[n].copy(mark=mark, init="/bin/false") if n in r.ctrs else
+                         Ctr(n, mark, init="/bin/false"))
+        r.files.update(root_files or {})
+        return r
+
     # ---------------------------------------------------------------- factory and start
     def store_objects(self, objects):
         od = os.path.join(self.storage, "objects")
@@ -498,6 +517,34 @@ class UpdateDevice:
             return self.progress(rev), [], reply
         p, tl = self.poll(rev, timeout, until)
         return p, tl, reply
+
+
+def mount_holders(prefix):
+    """Processes whose mount namespace still has a mount under prefix: pid -> (comm, mounts).
+    Tells a leak of ours from a copy of our mounts that another namespace took while they
+    existed (a container started at that moment by a test running in parallel)."""
+    res = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/mountinfo" % pid) as f:
+                mps = [ln.split()[4] for ln in f if prefix in ln.split()[4] or
+                       prefix in ln.split(" - ")[-1]]
+            if mps:
+                with open("/proc/%s/comm" % pid) as f:
+                    res[int(pid)] = (f.read().strip(), mps[:4])
+        except (OSError, IndexError):
+            pass
+    return res
+
+
+def assert_clean(ud, settle=10.0):
+    """pvtest's assert_clean, telling who still holds a mount when a loop device is left."""
+    try:
+        ud.dev.assert_clean(settle)
+    except AssertionError as e:
+        raise AssertionError("%s; holders: %s" % (e, mount_holders(ud.dev.root)))
 
 
 def sanitizer_reports(device):

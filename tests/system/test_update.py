@@ -200,10 +200,39 @@ def test_new_container_crashing_rolls_back_to_old_revision(ud):
     step = ud.steps()[rev]
     assert step["progress"]["status"] == "ERROR", step
     assert step["progress"]["status-msg"] == p["status-msg"], step
+    assert bad in step["progress"].get("logs", ""), step  # which container, in words
     # and the engine log names the container that failed
     lines = [ln for ln in ud.log().splitlines() if bad in ln and
              re.search(r"exit|fail|could not|error", ln, re.I)]
     assert lines, ud.log()[-6000:]
+
+
+def test_failed_try_boot_reboots_back_to_committed_revision(device):
+    """Reboot path: the try boot of a revision whose new container dies fails (ERROR), the
+    device reboots into pv_rev, which keeps the ERROR and clears pv_try."""
+    ud = U.UpdateDevice(device, n=2)
+    ud.start()
+    bad = ud.name(2)
+    r1 = ud.revision(change=[ud.name(1)], crash=[bad],
+                     root_files={"README.md": b"a reboot update\n"})
+    rev = "locals/badtry"
+    p, tl, reply = ud.update("badtry", r1, timeout=120)
+    assert reply[0] == 200, reply
+    assert p["status"] == "ERROR", (p, tl, ud.diag())
+    assert p["status-msg"] == "A container could not be started", p
+    assert bad in p.get("logs", ""), p
+    # tried once, then back on the committed revision with its containers
+    assert pvtest.wait_until(lambda: ud.log().count("launching pantavisor (pv_rev=0)") >= 2, 60), \
+        ud.diag()
+    log = ud.log()
+    assert log.count("launching pantavisor (pv_rev=0 pv_try=%s)" % rev) == 1, log[-4000:]
+    assert ud.wait_running(ud.rev0, 60), ud.diag()
+    assert pvtest.wait_until(lambda: ud.bootenv().get("pv_try", "") == "", 20), ud.bootenv()
+    assert ud.bootenv().get("pv_rev") == "0"
+    assert ud.current() == "0"
+    assert not os.path.exists(ud.trail(rev, ".pv", "done"))
+    p = ud.progress(rev)
+    assert p["status"] == "ERROR" and p["status-msg"] == "A container could not be started", p
 
 
 def test_goal_timeout_rolls_back(device):
@@ -220,6 +249,7 @@ def test_goal_timeout_rolls_back(device):
     # not before the group's timeout ran out
     assert time.monotonic() - t0 >= 4 - 0.5, tl
     assert "TESTING" not in U.statuses(tl), tl
+    assert b in p.get("logs", ""), p  # which container did not make it
     assert_on_old_revision(ud, "locals/goal", pids0, keep=(a, c))
 
 
@@ -299,7 +329,7 @@ def test_missing_objects_wontgo_running_revision_untouched(quiet):
     assert missing in body, body
     p = quiet.progress(rev)
     assert p["status"] == "WONTGO" and p["status-msg"] == "Object validation went wrong", p
-    assert p["progress"] == 100
+    assert p["progress"] == 100 and missing in p.get("logs", ""), p
     time.sleep(1)  # nothing may happen later either
     assert_untouched(quiet)
     assert quiet.progress("0")["status"] == "DONE"

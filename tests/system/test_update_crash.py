@@ -32,7 +32,7 @@ CASES = [(p, "hot") for p in ("step-stored", "run-start", "install-objects", "in
                               "try-set", "inprogress", "hot-stopped", "hot-switched", "testing",
                               "done")]
 CASES += [("commit-env", "reboot"), ("rollback", "bad"), ("try-set", "reboot"),
-          ("testing", "reboot")]
+          ("testing", "reboot"), ("rollback", "bad-reboot")]
 assert {p for p, _ in CASES} == set(U.CRASH_POINTS)
 
 # before LOCAL_RUN wrote anything, the revision may still be waiting to be run
@@ -57,6 +57,7 @@ EXPECT = {
     ("rollback", "bad"): ("old", ("ERROR", "A container could not be started")),
     ("try-set", "reboot"): ("old", UNEXPECTED),
     ("testing", "reboot"): ("new", ("DONE", U.MSG_DONE)),
+    ("rollback", "bad-reboot"): ("old", ("ERROR", "A container could not be started")),
 }
 assert set(EXPECT) == set(CASES)
 
@@ -66,6 +67,9 @@ def new_revision(ud, kind):
         return ud.revision(change=[ud.name(1)], root_files={"README.md": b"r1 needs a reboot\n"})
     if kind == "bad":
         return ud.revision(change=[ud.name(1)], crash=[ud.name(3)])
+    if kind == "bad-reboot":  # fails in its try boot
+        return ud.revision(change=[ud.name(1)], crash=[ud.name(3)],
+                           root_files={"README.md": b"r1 needs a reboot\n"})
     return ud.revision(change=[ud.name(1)])
 
 
@@ -111,7 +115,7 @@ def assert_recovered(ud, rev, r1, point, kind):
             assert p.get("status-msg"), p
         assert U.trail_problems(ud, "0") == []
     else:
-        assert kind != "bad", "a revision with a crashing container is running: %s" % p
+        assert not kind.startswith("bad"), "a revision with a crashing container runs: %s" % p
         assert ud.current() == rev, ud.diag()
         if p.get("status") == "UPDATED":  # hot, not committed: pv_try stays for the next boot
             assert p["status-msg"] == U.MSG_UPDATED, p

@@ -114,7 +114,8 @@ def console(storage, name):
 def test_demo_once_every_stack_proved_and_nothing_left(tmp):
     tag, d = tmp
     storage = os.path.join(d, "storage")
-    rc, out = run_demo(tag, d, "--once", "--storage", storage, "--timeout", "150")
+    # cold images under ASan take a few minutes before the 150 s of waiting start
+    rc, out = run_demo(tag, d, "--once", "--storage", storage, "--timeout", "150", timeout=600)
     assert rc == 0, out
 
     # every container listed by pv-ctrl as STARTED or READY, nothing else

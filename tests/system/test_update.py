@@ -433,3 +433,28 @@ def test_pvcontrol_steps_install_then_cmd_run(ud):
     with tarfile.open(tgz) as t:
         assert stored == t.extractfile("json").read()
     assert U.trail_problems(ud, rev) == []
+
+
+def test_pvcontrol_steps_install_run_follows_progress(ud):
+    """`steps install --run`: one command uploads, stores, runs and prints STATUS lines until
+    the update is final; exit 0 on UPDATED, 1 on ERROR (and the device is back)."""
+    ud.start()
+    pvc = [pvtest.bin_path("pvcontrol"), "-s", ud.ctrl_sock]
+    r1 = ud.revision(change=[ud.name(1)])
+    tgz = U.make_pvrexport(ud.dev.path("good.tgz"), r1)
+    r = pvtest.run(pvc + ["steps", "install", "--run", tgz, "good"], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "locals/good", lines
+    assert lines[-1] == "UPDATED 100% " + U.MSG_UPDATED, lines
+    assert ud.wait_running(r1, 10), ud.diag()
+    r2 = ud.revision(base=r1, change=[ud.name(0)], crash=[ud.name(2)], mark="r2")
+    tgz = U.make_pvrexport(ud.dev.path("bad.tgz"), r2)
+    r = pvtest.run(pvc + ["steps", "install", "--run", tgz, "bad"], check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == "ERROR 100% A container could not be started", r.stdout
+    assert ud.wait_running(r1, 30), ud.diag()  # back on the hot-updated revision
+    assert ud.current() == "locals/good"
+    # which still waits for its try boot: pv_try names it again, pv_rev is untouched
+    env = ud.bootenv()
+    assert env.get("pv_try") == "locals/good" and env.get("pv_rev") == "0", env

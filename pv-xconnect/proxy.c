@@ -1,13 +1,22 @@
 /* proxy.c: the byte pump between a consumer connection and a provider connection on the loop,
- * used by the unix plugin (and later wayland): splice through pipes, fds carried with the bytes.
+ * used by the unix plugin (and wayland): splice through pipes for bulk, fds carried with the bytes.
  *
- * Per direction there is one pipe (F_SETPIPE_SZ PVX_PIPE_SIZE). Bytes go socket -> pipe ->
- * socket with splice(2), so they never cross into user space. splice() cannot carry ancillary
- * data (the kernel silently drops fds attached to spliced bytes), so each read first proves the
- * bytes it will splice are free of it (clean_bytes: a 4 KiB MSG_PEEK without control buffer
- * stops after the first message with SCM_RIGHTS/SCM_CREDENTIALS and flags MSG_CTRUNC; for bulk,
- * the socket's queued fd count from fdinfo). Bytes that carry ancillary data are moved with
- * recvmsg/sendmsg through a 64 KiB buffer, fds attached to the same bytes on the way out.
+ * Reads: a connection starts with recvmsg() into a 64 KiB buffer with a control buffer, so fds
+ * and credentials arrive with the bytes of the read that carried them and leave with them in
+ * one sendmsg (one syscall per hop each way: request/response traffic never pays for more).
+ * A read that fills the buffer switches the direction to bulk: then the socket's queued byte
+ * count (SIOCINQ) is taken first and its queued fd count (scm_fds in /proc/self/fdinfo) second;
+ * no fds means those bytes move socket -> pipe -> socket with splice(2) and never enter user
+ * space. splice() would silently drop fds (the kernel closes them), so with fds queued the
+ * bytes go through recvmsg again. A bulk direction goes back to plain reads when a wake-up finds
+ * less than 4 KiB queued.
+ *
+ * Boundaries: a unix stream read returns the queued bytes up to and including the first
+ * message that carries fds, and no peek can tell where that message starts (a MSG_PEEK reports
+ * MSG_CTRUNC as soon as any fd message is queued behind the peeked bytes). So fds arrive with
+ * the bytes of that read: never later than on a direct connection, possibly together with bytes
+ * the sender wrote just before them (at most 64 KiB), like any reader with a large buffer sees
+ * them. Protocols that pass fds (Wayland, D-Bus) queue received fds and are unaffected.
  *
  * Backpressure: a side is read only while its direction's pipe (or message buffer) has room and
  * written only when there is something to write, so a peer that never reads stalls its sender
@@ -26,9 +35,8 @@
 #include "xconnect.h"
 
 #define MSG_BUF	     (64u * 1024)
-#define PEEK_LEN     4096
+#define SPLICE_MIN   4096 /* below this, one copy is cheaper than two splices */
 #define PVX_SOCK_BUF (2 * 1024 * 1024)
-#define PEEK_MAX     (64 * 1024)
 #define MAX_FDS	     253 /* SCM_MAX_FD */
 #define CMSG_ROOM    (CMSG_SPACE(sizeof(int) * MAX_FDS) + CMSG_SPACE(sizeof(struct ucred)))
 
@@ -50,7 +58,8 @@ struct dir {
 	bool want_rd; /* read would block */
 	bool want_wr; /* write would block */
 	bool drained; /* the last read emptied the queue */
-	bool bulk;    /* the last read was a large splice */
+	bool bulk;    /* a stream: splice when the queue allows */
+	bool woken;   /* the next read is the first since poll said readable */
 	/* message mode buffer */
 	char *buf;
 	size_t len, off;
@@ -249,97 +258,25 @@ static long queued_fds(struct side *s)
 	return f ? strtol(f + 8, NULL, 10) : -1;
 }
 
-/* Peeks up to len bytes (into a scratch buffer, no control buffer). Returns the count, with
- * *ctrunc set when the peek reached a message carrying ancillary data (the kernel stops a peek
- * right after such a message and flags MSG_CTRUNC), or -errno. */
-static ssize_t peek(int fd, size_t len, bool *ctrunc)
+/* How many of the queued bytes can be spliced without losing ancillary data; 0 = read them
+ * with recvmsg. Only for a bulk direction: the byte count is taken first, then the fd count, so
+ * no fds queued means none in those bytes (an fd message arriving in between is counted). */
+static size_t splice_len(struct side *s, struct dir *d)
 {
-	static char scratch[PEEK_MAX]; /* loop thread only */
-	struct iovec iov = {.iov_base = scratch, .iov_len = len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	ssize_t n = recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0)
-		return -errno;
-	*ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
-	return n;
-}
-
-/* The fd-carrying message ends within the first n bytes: find where it starts (the smallest
- * peek that reaches it), so the bytes before it travel alone and the fds arrive with exactly
- * the bytes they were sent with. Costs a few peeks, only for messages that carry fds. */
-static ssize_t clean_prefix(int fd, size_t n)
-{
-	size_t lo = 1, hi = n; /* peek(hi) reaches it */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		bool ct = false;
-		ssize_t r = peek(fd, mid, &ct);
-		if (r < 0)
-			return r;
-		if (ct)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return (ssize_t)lo - 1;
-}
-
-/* How many of the queued bytes can be spliced without losing ancillary data. 1 and *want
- * (0 = the next bytes carry fds/credentials: use recvmsg), 0 would block or eof, <0 error.
- *  - a 4 KiB peek finds a message with ancillary data among small messages (the common case
- *    for request/response protocols) at the cost of one small copy;
- *  - a full peek (bulk): the queue's byte count is taken first, then the queue's fd count; no
- *    fds then means none in those bytes (an fd message arriving later is counted, not spliced);
- *    with fds queued, a 64 KiB peek locates them. */
-static int bulk_check(struct side *s, struct dir *d, size_t *want)
-{
-	int inq = 0;
-	if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < PEEK_LEN)
+	if (!d->bulk)
 		return 0;
+	int inq = 0;
+	if (ioctl(s->fd, SIOCINQ, &inq) < 0 || inq < SPLICE_MIN) {
+		/* a wake-up that finds little queued: the stream has become request/response */
+		if (d->woken)
+			d->bulk = false;
+		d->woken = false;
+		return 0;
+	}
+	d->woken = false;
 	if (queued_fds(s) != 0)
 		return 0;
-	*want = (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
-	return 1;
-}
-
-static int clean_bytes(struct pvx_proxy *p, struct dir *d, size_t *want)
-{
-	struct side *s = &p->s[d->from];
-	/* In a bulk stream, skip the peek: count bytes, then fds, splice. */
-	if (d->bulk && bulk_check(s, d, want))
-		return 1;
-	bool ct = false;
-	ssize_t n = peek(s->fd, PEEK_LEN, &ct);
-	if (n < 0) {
-		if (transient((int)-n)) {
-			d->want_rd = true;
-			return 0;
-		}
-		return (int)n;
-	}
-	if (n == 0) {
-		d->eof = true;
-		return 0;
-	}
-	d->bulk = false;
-	if (!ct && n == PEEK_LEN) {
-		if (bulk_check(s, d, want)) {
-			d->bulk = true;
-			return 1;
-		}
-		n = peek(s->fd, PEEK_MAX, &ct);
-		if (n <= 0)
-			return n < 0 ? (int)n : 0;
-	}
-	if (!ct) {
-		*want = (size_t)n;
-		return 1;
-	}
-	ssize_t c = clean_prefix(s->fd, (size_t)n);
-	if (c < 0)
-		return (int)c;
-	*want = (size_t)c;
-	return 1;
+	return (size_t)inq < d->pipe_cap ? (size_t)inq : d->pipe_cap;
 }
 
 /* Pipes are made on the first bulk read: request/response connections never need them, and
@@ -354,19 +291,6 @@ static int open_pipe(struct dir *d)
 	if (sz < 0)
 		sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
 	d->pipe_cap = sz > 0 ? (size_t)sz : 65536;
-	return 0;
-}
-
-/* Consumes n plain bytes (known free of ancillary data) into the message buffer. */
-static int read_small(struct pvx_proxy *p, struct dir *d, size_t n)
-{
-	if (!d->buf && !(d->buf = malloc(MSG_BUF)))
-		return -ENOMEM;
-	ssize_t r = recv(p->s[d->from].fd, d->buf, n, MSG_DONTWAIT);
-	if (r < 0)
-		return transient(errno) ? 0 : -errno;
-	d->len = (size_t)r;
-	d->off = 0;
 	return 0;
 }
 
@@ -409,31 +333,25 @@ static int pump(struct pvx_proxy *p, int di)
 			}
 			return 0;
 		}
-		/* 2. read more: ancillary data decides between splice and recvmsg */
-		size_t want = 0;
-		int rc = clean_bytes(p, d, &want);
-		if (rc < 0)
-			return rc;
-		if (rc == 0) {
-			if (!d->eof)
-				return 0; /* would block */
-			continue;
-		}
+		/* 2. read more: splice in a bulk stream without fds queued, else recvmsg */
+		size_t want = splice_len(&p->s[d->from], d);
+		int rc;
 		if (!want) {
 			rc = read_msg(p, d, di);
 			if (rc < 0)
 				return rc;
-			if (rc == 0 && !d->eof)
-				return 0;
-			continue;
-		}
-		if (want < PEEK_LEN) {
-			/* Small and the queue was drained at the peek: a plain copy is cheaper than
-			 * two splices, and there is nothing left to read until the next wake-up. */
-			rc = read_small(p, d, want);
-			if (rc < 0)
-				return rc;
-			d->drained = true;
+			if (rc == 0) {
+				if (!d->eof)
+					return 0; /* would block */
+				continue;
+			}
+			/* A full buffer: more is likely queued, a stream: splice from now on. A
+			 * short read took what was there: nothing to read until the next wake-up
+			 * (level-triggered poll), so no EAGAIN round trip. */
+			if (d->len == MSG_BUF)
+				d->bulk = true;
+			else
+				d->drained = true;
 			continue;
 		}
 		if (d->pipe[0] < 0 && (rc = open_pipe(d)) < 0)
@@ -513,6 +431,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 	int mask = 0;
 	if (events & UV_READABLE) {
 		p->d[i].want_rd = false;
+		p->d[i].woken = true;
 		mask |= 1 << i;
 	}
 	if (events & UV_WRITABLE) {

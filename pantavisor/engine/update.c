@@ -63,6 +63,7 @@ struct pv_update {
 	struct pv_error werr;
 	char wstorage[4096];
 	bool wchecksum;
+	bool abandon;	    /* failed before the switch: restart the stopped ones, no switch */
 	uv_timer_t *commit; /* heap: closing is asynchronous */
 	bool commit_due;
 	uint64_t phase_ms;
@@ -728,6 +729,18 @@ static void exit_note(struct pv_engine *e, const char *name, const char *status_
 bool pv_update_container_failed(struct pv_ctr *c, const char *why)
 {
 	struct pv_update *u = c->e->update;
+	if (u && u->phase == PH_STOPPING && !u->abandon) {
+		/* before the switch: the old revision stays; what was stopped starts again */
+		exit_note(c->e, c->spec->name, ERR_START, why);
+		pv_log(PV_LOG_ERROR, "update", "update to %s failed before the switch: %s", u->rev,
+		       why);
+		progress_set(c->e, u->rev, "ERROR", ERR_START, why);
+		u->abandon = true;
+		pv_container_set_status(c,
+					PV_CS_INSTALLED); /* a fresh start, as after a rollback */
+		pv_engine_wake(c->e);
+		return true;
+	}
 	if (!u || (u->phase != PH_TRACK && u->phase != PH_TESTING))
 		return false;
 	exit_note(c->e, c->spec->name, ERR_START, why);
@@ -810,6 +823,24 @@ static void do_switch(struct pv_update *u)
 	set_phase(u, PH_TRACK);
 }
 
+static void abandon(struct pv_update *u)
+{
+	struct pv_engine *e = u->e;
+	for (size_t i = 0; i < u->n_names; i++) {
+		struct pv_ctr *c = find_ctr(e, u->names[i]);
+		if (!c || c->pid > 0 || c->helper_pid > 0)
+			continue;
+		c->stop_requested = false;
+		pv_container_set_status(c, PV_CS_INSTALLED);
+	}
+	env_settle_try(e, e->rev);
+	record_remove(e);
+	pv_log(PV_LOG_WARN, "update", "update to %s abandoned before the switch; %s runs on",
+	       u->rev, e->rev);
+	update_end(e);
+	pv_engine_wake(e);
+}
+
 void pv_update_tick(struct pv_engine *e)
 {
 	struct pv_update *u = e->update;
@@ -819,7 +850,11 @@ void pv_update_tick(struct pv_engine *e)
 	char detail[300];
 	switch (u->phase) {
 	case PH_STOPPING:
-		if (names_stopped(e, u->names, u->n_names))
+		if (!names_stopped(e, u->names, u->n_names))
+			break;
+		if (u->abandon)
+			abandon(u);
+		else
 			do_switch(u);
 		break;
 	case PH_RB_STOPPING:

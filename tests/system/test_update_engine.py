@@ -567,3 +567,42 @@ def test_engine_killed_while_stopping_changed_container():
         assert "was being stopped for locals/slow: restarted" in d.engine_log()
     finally:
         d.cleanup()
+
+
+def test_container_failing_before_the_switch_abandons_update():
+    """An untouched container dies while a changed one is still stopping: the update ends ERROR
+    before the switch, the old revision stays and every container runs again."""
+    d = Dev()
+    try:
+        a, b, c = sorted(d.ctrs)
+        slow = pvtest.build_image("u1slow", init="trap 'sleep 2; exit 0' TERM; "
+                                                 "while :; do sleep 1; done")
+        with open(os.path.join(slow, "root.squashfs"), "rb") as f:
+            d.roots[b] = f.read()
+        d.write_factory()
+        d.start()
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        before = d.pids()
+        new = dict(d.ctrs)
+        new[b] = ("r1", "container", None)
+        st, objs = d.state(new)
+        assert d.put_step("locals/ab", st, objs)["status"] == 200
+        assert d.run("locals/ab")["status"] == 200
+        assert pvtest.wait_until(lambda: d.containers()[b]["status"] == "STOPPING", 10), d.log()
+        os.kill(before[a], signal.SIGKILL)
+        seen, final = d.timeline("locals/ab")
+        assert final["status"] == "ERROR", (seen, final)
+        assert final["status-msg"] == "A container could not be started" and a in final["logs"]
+        assert pvtest.wait_until(lambda: d.all_started() and d.pids()[a] != before[a] and
+                                 d.pids()[b] != before[b], 30), d.log()
+        after = d.pids()
+        assert after[c] == before[c]
+        assert d.mark_of(after[b]) == "r0" and d.current() == "0"
+        assert d.env_val("pv_try") == ""
+        assert "abandoned before the switch" in d.engine_log()
+        assert d.run("locals/ab")["status"] == 409  # final
+        d.cl.close()
+        d.cl = None
+        assert pvtest.stop(d.engine, signal.SIGTERM, 30) == 0, d.log()
+    finally:
+        d.cleanup()

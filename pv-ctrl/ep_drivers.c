@@ -1,7 +1,6 @@
 /* pv-ctrl/ep_drivers.c: GET /drivers and PUT /drivers/[<alias>/]load|unload (spec §8.1): the
  * caller container's driver aliases; the host acts on every container's. The engine resolves
  * aliases through bsp/drivers.json and runs modprobe. */
-#include <string.h>
 
 #include "ep_util.h"
 
@@ -16,10 +15,10 @@ void pv_ep_drivers_list(struct pv_ctrl_req *r, struct pv_ctrl_reply *out)
 
 void pv_ep_drivers_action(struct pv_ctrl_req *r, struct pv_ctrl_reply *out)
 {
-	/* the path ends in /load or /unload; a named alias is the captured segment */
-	const char *slash = strrchr(r->route->pattern, '/');
-	const char *action = slash && !strcmp(slash, "/unload") ? "unload" : "load";
-	bool named = r->route->id == PV_R_DRIVERS_ACTION;
+	int id = r->route->id;
+	const char *action =
+	    id == PV_R_DRIVERS_UNLOAD || id == PV_R_DRIVER_UNLOAD ? "unload" : "load";
+	bool named = id == PV_R_DRIVER_LOAD || id == PV_R_DRIVER_UNLOAD; /* alias in caps[0] */
 	const char *kv[8];
 	size_t n = 0;
 	kv[n++] = "action";

@@ -56,8 +56,10 @@ enum pv_route_id {
 	PV_R_GRAPH,
 	PV_R_STORAGE_GC,
 	PV_R_DRIVERS_LIST,
-	PV_R_DRIVERS_ALL_ACTION, /* /drivers/load|unload: every manual driver */
-	PV_R_DRIVERS_ACTION,	 /* /drivers/<alias>/load|unload */
+	PV_R_DRIVERS_LOAD,   /* /drivers/load: every manual driver */
+	PV_R_DRIVERS_UNLOAD, /* /drivers/unload */
+	PV_R_DRIVER_LOAD,    /* /drivers/<alias>/load */
+	PV_R_DRIVER_UNLOAD,  /* /drivers/<alias>/unload */
 	PV_R_COUNT
 };
 

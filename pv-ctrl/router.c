@@ -33,8 +33,10 @@ static const pv_ctrl_handler handlers[PV_R_COUNT] = {
     [PV_R_GRAPH] = pv_ep_graph,
     [PV_R_STORAGE_GC] = pv_ep_storage_gc,
     [PV_R_DRIVERS_LIST] = pv_ep_drivers_list,
-    [PV_R_DRIVERS_ALL_ACTION] = pv_ep_drivers_action,
-    [PV_R_DRIVERS_ACTION] = pv_ep_drivers_action,
+    [PV_R_DRIVERS_LOAD] = pv_ep_drivers_action,
+    [PV_R_DRIVERS_UNLOAD] = pv_ep_drivers_action,
+    [PV_R_DRIVER_LOAD] = pv_ep_drivers_action,
+    [PV_R_DRIVER_UNLOAD] = pv_ep_drivers_action,
 };
 
 pv_ctrl_handler pv_ctrl_handler_of(int route_id)

@@ -83,7 +83,8 @@ def test_hot_update_restarts_only_the_changed_container(ud):
     # the commit timer ran: TESTING lasted the commit delay before UPDATED
     t_test = [t for t, s, _ in tl if s == "TESTING"][0]
     t_done = [t for t, s, _ in tl if s == "UPDATED"][0]
-    assert t_done - t_test >= ud.commit_delay - 0.3, tl
+    # (less the poll's own lag: TESTING may be seen late on a loaded machine)
+    assert t_done - t_test >= ud.commit_delay - 1.0, tl
     assert elapsed < ud.commit_delay + 20, tl
     # only the changed container restarted, with its new config
     assert ud.wait_running(r1, 10), ud.diag()
@@ -123,6 +124,11 @@ def test_hot_update_adds_and_removes_containers(ud):
     assert mounts_of(ud, new), "no mount under volumes/%s" % new
     assert set(ud.containers()) == {a, b, new}
     assert U.trail_problems(ud, "locals/addrm") == []
+    # GC now keeps both the running (try) revision and the committed one, with all objects
+    st, _, body = ud.curl("/storage/gc", "POST")
+    assert st == 200, body
+    assert U.trail_problems(ud, "locals/addrm") == [] and U.trail_problems(ud, "0") == []
+    assert ud.pids() == pids
 
 
 @pytest.mark.parametrize("how", ["root-file", "system-container"])

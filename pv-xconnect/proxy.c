@@ -280,9 +280,14 @@ static size_t splice_len(struct side *s, struct dir *d)
 }
 
 /* Pipes are made on the first bulk read: request/response connections never need them, and
- * idle connections then cost no pipe buffers. */
-static int open_pipe(struct dir *d)
+ * idle connections then cost no pipe buffers. The send buffer of the side the stream goes to is
+ * raised then too (the unix default is ~208 KiB): bigger buffers let one splice move more per
+ * wake-up; like the pipes they are a fixed per-connection bound, not growth. */
+static int open_pipe(struct pvx_proxy *p, struct dir *d)
 {
+	int v = PVX_SOCK_BUF;
+	if (setsockopt(p->s[d->to].fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+		setsockopt(p->s[d->to].fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -errno;
 	/* A big pipe lets one splice move a large chunk; failing to grow it (limits) only costs
@@ -354,7 +359,7 @@ static int pump(struct pvx_proxy *p, int di)
 				d->drained = true;
 			continue;
 		}
-		if (d->pipe[0] < 0 && (rc = open_pipe(d)) < 0)
+		if (d->pipe[0] < 0 && (rc = open_pipe(p, d)) < 0)
 			return rc;
 		if (want > d->pipe_cap)
 			want = d->pipe_cap;
@@ -465,13 +470,6 @@ int pvx_proxy_start(uv_loop_t *loop, int a, int b, pvx_proxy_close_cb cb, void *
 		d->pipe[0] = d->pipe[1] = -1;
 		d->pipe_cap = PVX_PIPE_SIZE; /* until the pipe exists */
 		d->want_rd = true;
-	}
-	/* Bigger socket buffers let one splice move more per wake-up (the unix default is ~208
-	 * KiB); like the pipes they are a fixed per-connection bound, not growth. */
-	for (int i = 0; i < 2; i++) {
-		int v = PVX_SOCK_BUF;
-		if (setsockopt(p->s[i].fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
-			setsockopt(p->s[i].fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 	}
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		p->s[i].p = p;

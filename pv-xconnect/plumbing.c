@@ -938,6 +938,11 @@ static int cgroup_v2_allow(pid_t pid, const char *mnt, const char *cg, uint32_t 
 		a.query.prog_ids = (uint64_t)(uintptr_t)ids;
 		a.query.prog_cnt = MAX_PROGS;
 		int rc = sys_bpf(BPF_PROG_QUERY, &a);
+		if (rc == -ENOSYS || rc == -EINVAL || rc == -EOPNOTSUPP) {
+			/* a kernel without cgroup BPF has no device programs to extend */
+			close(cgfd);
+			return 0;
+		}
 		if (rc < 0) {
 			close(cgfd);
 			return pv_error_set(err, rc, "%s: query device programs: %s", path,

@@ -29,8 +29,8 @@
 #define CONN_LIMIT	  512
 #define MEM_LIMIT	  (64u * 1024u)
 #define ENGINE_TIMEOUT_MS 10000
-/* Reads never hold an HTTP thread (the connection is parked while the engine answers); writes
- * do, so there are as many threads as write channels to the engine. */
+/* Reads do not hold an HTTP thread while other connections are open (the connection is parked
+ * while the engine answers); writes do, so there are as many threads as write channels. */
 #define HTTP_THREADS PV_CTRL_ENGINE_CHANNELS
 #define DRAIN_MAX    (1024u * 1024u)
 

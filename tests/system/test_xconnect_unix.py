@@ -333,3 +333,50 @@ def test_64mib_exact_then_fds_both_ways(env):
     s.sendall(b"small\n")
     assert recv_until(s) == b"small\n"
     s.close()
+
+
+def test_fd_messages_interleaved_with_bulk(env):
+    """64 fd messages, each right behind a 512 KiB plain chunk: the proxy keeps switching
+    between splice and recvmsg, and not one fd may be lost or duplicated on the way there
+    (the echo answers each with "got:<content>") or back (each answer carries a memfd)."""
+    import re
+    import threading
+    n, chunk = 64, 512 * 1024
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target), timeout=30)
+    plain = [os.urandom(chunk) for _ in range(n)]
+    errors = []
+
+    def send():
+        try:
+            for i in range(n):
+                s.sendall(plain[i])
+                fd = os.memfd_create("c%d" % i)
+                os.write(fd, b"pvx-fd-%03d" % i)
+                socket.send_fds(s, [b"F"], [fd])
+                os.close(fd)
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=send)
+    t.start()
+    expect = b"".join(p + b"F" for p in plain)
+    total = len(expect) + n * len(b"got:pvx-fd-000\n")
+    stream, fds = bytearray(), []
+    while len(stream) < total:
+        data, more_fds, _, _ = socket.recv_fds(s, 1 << 20, 64)
+        assert data, "connection closed after %d of %d bytes" % (len(stream), total)
+        stream += data
+        fds += more_fds
+    t.join()
+    assert not errors, errors
+    answers = re.findall(rb"got:pvx-fd-(\d{3})\n", bytes(stream))
+    assert [int(a) for a in answers] == list(range(n))
+    assert re.sub(rb"got:pvx-fd-\d{3}\n", b"", bytes(stream)) == expect
+    assert len(fds) == n
+    for fd in fds:
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert os.read(fd, 100) == b"from-provider"
+        os.close(fd)
+    s.close()

@@ -207,6 +207,10 @@ def test_new_container_crashing_rolls_back_to_old_revision(ud):
     assert step["progress"]["status"] == "ERROR", step
     assert step["progress"]["status-msg"] == p["status-msg"], step
     assert bad in step["progress"].get("logs", ""), step  # which container, in words
+    # and, a moment later, how its init ended (/bin/false exits 1, as liblxc's monitor logs it)
+    assert pvtest.wait_until(lambda: re.search(r"error \(1\)|status 1\b",
+                                               ud.progress(rev).get("logs", "")), 10), \
+        ud.progress(rev)
     # and the engine log names the container that failed
     lines = [ln for ln in ud.log().splitlines() if bad in ln and
              re.search(r"exit|fail|could not|error", ln, re.I)]

@@ -341,8 +341,6 @@ def test_update_whose_container_exits_rolls_back_hot(dev):
     assert "rolled back to revision 0" in log and b in log
     # the device takes the next update normally
     assert dev.run("locals/bad1")["status"] == 409  # final: not runnable again
-    if os.environ.get("U1_DEBUG"):
-        print(log)
 
 
 def test_missing_object_is_wontgo_and_nothing_changes(dev):

@@ -196,18 +196,22 @@ def stat_inside(cons, path, userns=False):
 
 def owner_env(owner=None, socket_mode=None, userns=False):
     e = Env()
-    os.chmod(e.dir, 0o755)  # a user namespace's root must reach its own root directory
-    prov, sock = e.provider("nm", mode="http-server", sock="api.sock")
-    assert wait_for(lambda: os.path.exists(prov.path(sock)))
-    cons = e.userns("client") if userns else e.ns("client")
-    target = cons.root + "/run/pvx/api.sock"
-    l = link("client", cons.pid, "nm", prov.pid, "api", target, sock, type_="rest")
-    if owner:
-        l["owner"] = owner
-    if socket_mode:
-        l["socket_mode"] = socket_mode
-    e.start_daemon()
-    e.engine.push([l])
+    try:
+        os.chmod(e.dir, 0o755)  # a user namespace's root must reach its own root directory
+        prov, sock = e.provider("nm", mode="http-server", sock="api.sock")
+        assert wait_for(lambda: os.path.exists(prov.path(sock)))
+        cons = e.userns("client") if userns else e.ns("client")
+        target = cons.root + "/run/pvx/api.sock"
+        l = link("client", cons.pid, "nm", prov.pid, "api", target, sock, type_="rest")
+        if owner:
+            l["owner"] = owner
+        if socket_mode:
+            l["socket_mode"] = socket_mode
+        e.start_daemon()
+        e.engine.push([l])
+    except BaseException:
+        e.close()  # nothing of a failed setup stays behind
+        raise
     return e, cons, target
 
 

@@ -184,9 +184,13 @@ class NsProc:
         return "/proc/%d/root%s" % (self.pid, p)
 
     def kill(self):
-        if self.p.poll() is None:
+        # the whole group even when its leader is gone: what the script started in the
+        # background (a dbus-daemon) outlives a script that failed
+        try:
             os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait()
+        except ProcessLookupError:
+            pass
+        self.p.wait()
 
 
 USERNS_CHILD = r"""

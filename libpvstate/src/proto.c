@@ -150,6 +150,7 @@ struct op_spec {
 };
 
 static const char *const meta_kinds[] = {"user", "device", NULL};
+static const char *const driver_actions[] = {"load", "unload", NULL};
 
 static int check_link_status(const char *op, const cJSON *args, struct pv_error *err);
 
@@ -166,6 +167,12 @@ static const struct op_spec ops[] = {
     {"graph", {{0}}, NULL},
     {"subscribe-graph", {{0}}, NULL},
     {"gc", {{0}}, NULL},
+    {"drivers-list", {{"container", A_STR | A_NULL, false, NULL}}, NULL},
+    {"driver-action",
+     {{"action", A_STR, true, driver_actions},
+      {"name", A_STR | A_NULL, false, NULL},
+      {"container", A_STR | A_NULL, false, NULL}},
+     NULL},
     {"container-action", {{"name", A_STR, true, NULL}, {"action", A_STR, true, NULL}}, NULL},
     {"daemon-action", {{"name", A_STR, true, NULL}, {"action", A_STR, true, NULL}}, NULL},
     {"signal",

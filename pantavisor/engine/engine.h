@@ -230,6 +230,8 @@ char *pv_op_daemon_action(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_objects_list(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_object_installed(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_gc(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_drivers_list(struct pv_engine *e, const struct pv_msg *m);
+char *pv_op_driver_action(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_steps_list(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_step_get(struct pv_engine *e, const struct pv_msg *m);
 char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m);

@@ -214,6 +214,8 @@ static const struct {
     {"objects-list", pv_op_objects_list},
     {"object-installed", pv_op_object_installed},
     {"gc", pv_op_gc},
+    {"drivers-list", pv_op_drivers_list},
+    {"driver-action", pv_op_driver_action},
     {"steps-list", pv_op_steps_list},
     {"step-get", pv_op_step_get},
     {"step-put", pv_op_step_put},

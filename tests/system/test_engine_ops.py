@@ -60,8 +60,11 @@ def env():
             "services": [{"name": "ops-unix", "type": "unix", "socket": "/run/ops.sock"}]}
         co = e.container("co", restart_policy="container",
                          services={"required": [{"name": "ops-unix",
-                                                 "target": "/run/ops-unix.sock"}]})
-        e.write_rev("0", pr, co)
+                                                 "target": "/run/ops-unix.sock"}]},
+                         drivers={"manual": ["opsdrv", "opsnone"]})
+        bsp = ("bsp", {"bsp/drivers.json": {"#spec": "driver-aliases@1",
+                                            "all": {"opsdrv": ["pv_ops_no_such_module"]}}})
+        e.write_rev("0", pr, co, bsp)
         e.pr, e.co = pr[0], co[0]
         # metadata kept in storage from an earlier boot: mirrored into the fresh run dir
         os.makedirs(os.path.join(e.storage, "cache", "usrmeta"))
@@ -195,16 +198,36 @@ def test_gc_keeps_linked_objects(env):
     used = [n for n in os.listdir(os.path.join(env.storage, "objects"))
             if os.stat(os.path.join(env.storage, "objects", n)).st_nlink > 1]
     assert used
-    # a stored local revision not checked out yet: its object has one link but is named
-    kept, kpath = put_object(env, b"object of a stored local revision\n")
+    # a stored local revision never run (not running, committed, tried or in flight): spec
+    # §3.3 removes its trail and then its object; the running revision's objects stay
+    gone, gpath = put_object(env, b"object of a stored local revision\n")
     ok(env.cl.call("step-put", rev="locals/opsgc",
-                   state=json.dumps({"#spec": "pantavisor-service-system@1", "app/f": kept})))
+                   state=json.dumps({"#spec": "pantavisor-service-system@1", "app/f": gone})))
+    assert os.path.isdir(os.path.join(env.storage, "trails", "locals", "opsgc"))
+    gsize = os.path.getsize(gpath)
     body = ok(env.cl.call("gc"))
-    assert body["reclaimed"] >= size
+    assert body["reclaimed"] >= size + gsize
     assert not os.path.exists(path)
-    assert os.path.exists(kpath)
+    assert not os.path.exists(gpath)
+    assert not os.path.exists(os.path.join(env.storage, "trails", "locals", "opsgc"))
     for n in used:
         assert os.path.exists(os.path.join(env.storage, "objects", n))
+
+
+def test_drivers_list_and_actions(env):
+    """The engine serves drivers-list / driver-action from the running state's run.json
+    drivers and bsp/drivers.json (GET/PUT /drivers through pv-ctrl)."""
+    got = {d["name"]: d for d in ok(env.cl.call("drivers-list"))}
+    assert got["opsdrv"] == {"name": "opsdrv", "type": "MANUAL", "status": "UNLOADED"}, got
+    assert got["opsnone"]["status"] == "UNKNOWN", got
+    assert ok(env.cl.call("drivers-list", container=env.pr)) == []  # pr declares none
+    rep = env.cl.call("driver-action", action="load", name="opsdrv")
+    assert rep["status"] == 400 and "pv_ops_no_such_module" in rep["error"], rep
+    rep = env.cl.call("driver-action", action="load", name="opsnone")
+    assert rep["status"] == 400 and "not defined in bsp/drivers.json" in rep["error"], rep
+    rep = env.cl.call("driver-action", action="unload", name="nope")
+    assert rep["status"] == 404 and "not a manual driver" in rep["error"], rep
+    assert env.cl.call("driver-action", action="reload")["status"] == 400
 
 
 def test_info_daemons_commands(env):
@@ -216,7 +239,7 @@ def test_info_daemons_commands(env):
     assert ok(env.cl.call("daemons-list")) == []  # run by hand: no init, no daemons
     assert env.cl.call("daemon-action", name="pv-xconnect", action="start")["status"] == 404
     assert env.cl.call("command", op="FORMAT_DISK")["status"] == 400
-    assert env.cl.call("command", op="LOCAL_RUN")["status"] == 501
+    assert env.cl.call("command", op="LOCAL_RUN")["status"] == 400  # no payload
     ok(env.cl.call("command", op="RUN_GC"))
 
 

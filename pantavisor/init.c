@@ -226,6 +226,7 @@ static void spawn(struct init *in, struct daemon *d)
 	}
 	argv[n] = NULL;
 
+	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		logi("ERROR", "fork %s: %s", d->name, strerror(errno));
@@ -242,6 +243,11 @@ static void spawn(struct init *in, struct daemon *d)
 		 * pv-ctrl, pv-xconnect and every container process got SIGINT at once and raced
 		 * init's ordered shutdown (containers recovering while the engine stopped). */
 		setpgid(0, 0);
+		/* init killed (appengine: relaunched by pv-appengine) = a reboot: a daemon left
+		 * running would serve next to the new init's one on the same socket and storage */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != self)
+			_exit(1);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGPIPE, SIG_DFL);

@@ -206,10 +206,6 @@ def test_init_killed_mid_update(device):
         assert p["status"] == "DONE", p
 
 
-# strict: the day pv-ctrl and pv-xconnect die with their init this XPASSes and fails, so the
-# marker is removed then
-@pytest.mark.xfail(strict=True, reason="pv-ctrl and pv-xconnect outlive a SIGKILLed init (no "
-                   "PR_SET_PDEATHSIG in init's child or in those daemons; the engine has it)")
 def test_init_killed_leaves_no_daemon_behind(device):
     """After a SIGKILL of `pantavisor` and its relaunch, each daemon runs once: the old pv-ctrl
     and pv-xconnect must go with their init like the engine (the relaunch starts new ones)."""

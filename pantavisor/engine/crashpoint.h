@@ -1,5 +1,6 @@
 /* crashpoint.h: test hook for crash-injection tests: when the environment variable
- * PV_TEST_CRASH_AT names a point, the engine logs it and kills itself with SIGKILL there. */
+ * PV_TEST_CRASH_AT names a point, the engine logs it and kills itself with SIGKILL there; with
+ * PV_TEST_CRASH_MARK=<file> only the first engine to create that file does (once per test). */
 #ifndef PV_ENGINE_CRASHPOINT_H
 #define PV_ENGINE_CRASHPOINT_H
 

@@ -440,7 +440,7 @@ static bool have_grub_editenv(void)
 /* grub-editenv <env file> <args> (args are shell words) */
 static void grub_editenv(const char *file, const char *args)
 {
-	char cmd[1024];
+	char cmd[8400];
 	snprintf(cmd, sizeof(cmd), "grub-editenv '%s' %s", file, args);
 	if (system(cmd) != 0)
 		fail_msg("command failed: %s", cmd);

@@ -67,7 +67,7 @@ static const struct {
     {"PV_SECUREBOOT_MODE", "lenient", L_BOOT},
     {"PV_STORAGE_DEVICE", NULL, L_BOOT},
     {"PV_STORAGE_FSTYPE", NULL, L_BOOT},
-    {"PV_STORAGE_GC_KEEP_FACTORY", "0", L_TUNE},
+    {"PV_STORAGE_GC_KEEP_FACTORY", "1", L_TUNE},
     {"PV_STORAGE_GC_RESERVED", "5", L_TUNE},
     {"PV_STORAGE_GC_THRESHOLD", "0", L_TUNE},
     {"PV_STORAGE_MNTPOINT", "/storage", L_BOOT},

@@ -34,7 +34,7 @@ static void test_defaults(void **st)
 	    {"PV_UPDATER_GOALS_TIMEOUT", "120"},
 	    {"PV_REVISION_RETRIES", "10"},
 	    {"PV_STORAGE_GC_RESERVED", "5"},
-	    {"PV_STORAGE_GC_KEEP_FACTORY", "0"},
+	    {"PV_STORAGE_GC_KEEP_FACTORY", "1"},
 	    {"PV_CONTROL_REMOTE", "1"},
 	    {"PV_SECUREBOOT_CHECKSUM", "1"},
 	    {"PV_XCONNECT_DBUS_SYSTEMBUS_ENABLED", "1"},

@@ -347,6 +347,20 @@ static int run_tar(const char *file, const char *dir)
 }
 
 /* Moves every objects/<sha> of an unpacked package into the object dir, checking its hash. */
+/* syncfs on the file system holding path: every entry and data block written under it */
+static int sync_tree(const char *path, struct pv_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return pv_error_set(err, -e, "sync %s: %s", path, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
 static int import_objects(const char *pkgdir, const char *objdir, struct pv_error *err)
 {
 	char od[PATH_MAX + 32], src[PATH_MAX + 320], dst[PATH_MAX + 300], sha[65];
@@ -382,6 +396,9 @@ static int import_objects(const char *pkgdir, const char *objdir, struct pv_erro
 			rc = copy_file(src, dst, err);
 	}
 	closedir(dir);
+	/* renamed objects keep whatever the package writer left unsynced */
+	if (rc == 0)
+		rc = sync_tree(objdir, err);
 	return rc;
 }
 
@@ -636,17 +653,21 @@ static int deploy(struct tx *t, const char *dir, struct pv_error *err)
 	free(cfgs);
 	if (rc < 0)
 		goto out;
-	pv_remove_tree(bak);
-	if (rename(dir, bak) < 0 && errno != ENOENT) {
-		rc = pv_error_set(err, -errno, "rename %s: %s", dir, strerror(errno));
+	/* the new tree's hard links and directories must be on disk before it becomes the
+	 * trail: one syncfs covers every entry the deploy made */
+	if ((rc = sync_tree(tmp, err)) < 0)
 		goto out;
-	}
-	if (rename(tmp, dir) < 0) {
+	/* one atomic step from the old trail to the new one: a crash leaves either whole, never
+	 * no trail at all (two renames through <dir>.bak had a window with neither) */
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		pv_remove_tree(tmp); /* now the old trail */
+	} else if (errno == ENOENT && rename(tmp, dir) == 0) {
+		/* first deploy: nothing to exchange with */
+	} else {
 		rc = pv_error_set(err, -errno, "rename %s -> %s: %s", tmp, dir, strerror(errno));
-		rename(bak, dir);
 		goto out;
 	}
-	pv_remove_tree(bak);
+	pv_remove_tree(bak); /* left by an older pvtx */
 	char parent[PATH_MAX];
 	snprintf(parent, sizeof(parent), "%s", dir);
 	char *sl = strrchr(parent, '/');

@@ -166,6 +166,8 @@ static int add_link(struct pv_graph *g, size_t *cap, const struct pv_service_req
 	l.target = dup_or_null(req->target, &oom);
 	l.socket = dup_or_null(socket, &oom);
 	l.mode = dup_or_null(req->mode ? req->mode : export_mode, &oom);
+	l.owner = dup_or_null(req->owner, &oom);
+	l.socket_mode = dup_or_null(req->socket_mode, &oom);
 	if (oom) {
 		pv_link_free(&l);
 		return -ENOMEM;
@@ -314,7 +316,7 @@ static int get_str(const cJSON *o, size_t idx, const char *k, bool required, con
 }
 
 /* "UID" or "UID:GID", decimal, each below 2^32-1 (-1 is "no change" to chown). */
-static bool valid_owner(const char *s)
+bool pv_graph_owner_valid(const char *s)
 {
 	for (int part = 0; part < 2; part++) {
 		unsigned long long v = 0;
@@ -333,7 +335,7 @@ static bool valid_owner(const char *s)
 }
 
 /* Octal permission bits, at most 0777 (no setuid/setgid/sticky on a socket). */
-static bool valid_socket_mode(const char *s)
+bool pv_graph_socket_mode_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n < 1 || n > 4)
@@ -397,13 +399,13 @@ int pv_graph_from_cjson(const cJSON *a, struct pv_graph *out, struct pv_error *e
 		    (r = get_str(o, i, "socket_mode", false, NULL, &l->socket_mode, err)) ||
 		    (r = get_str(o, i, "error", false, NULL, &l->error, err)))
 			break;
-		if (l->owner && !valid_owner(l->owner)) {
+		if (l->owner && !pv_graph_owner_valid(l->owner)) {
 			r = pv_error_set(err, -EINVAL,
 					 "graph: links[%zu].owner: \"%s\" is not UID or UID:GID", i,
 					 l->owner);
 			break;
 		}
-		if (l->socket_mode && !valid_socket_mode(l->socket_mode)) {
+		if (l->socket_mode && !pv_graph_socket_mode_valid(l->socket_mode)) {
 			r = pv_error_set(err, -EINVAL,
 					 "graph: links[%zu].socket_mode: \"%s\" is not octal "
 					 "permission bits (e.g. \"0660\")",

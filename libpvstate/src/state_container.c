@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pvstate/graph.h"
 #include "state_int.h"
 
 #define GET(o, k) cJSON_GetObjectItemCaseSensitive((o), (k))
@@ -17,6 +18,8 @@ static void req_free(struct pv_service_req *r)
 	free(r->interface);
 	free(r->target);
 	free(r->mode);
+	free(r->owner);
+	free(r->socket_mode);
 }
 
 void pv_st_container_free(struct pv_container *ct)
@@ -213,6 +216,17 @@ static int parse_reqs(struct pv_sctx *c, const char *key, const cJSON *arr, cons
 			rc = -EINVAL;
 		else
 			rc |= pv_st_str(c, key, ff, GET(e, "mode"), &r->mode);
+		snprintf(ff, sizeof(ff), "%s.owner", ef);
+		if (pv_st_str(c, key, ff, GET(e, "owner"), &r->owner) < 0)
+			rc = -EINVAL;
+		else if (r->owner && !pv_graph_owner_valid(r->owner))
+			rc = pv_st_fail(c, key, ff, "\"%s\" is not UID or UID:GID", r->owner);
+		snprintf(ff, sizeof(ff), "%s.socket_mode", ef);
+		if (pv_st_str(c, key, ff, GET(e, "socket_mode"), &r->socket_mode) < 0)
+			rc = -EINVAL;
+		else if (r->socket_mode && !pv_graph_socket_mode_valid(r->socket_mode))
+			rc = pv_st_fail(c, key, ff, "\"%s\" is not an octal mode of at most 0777",
+					r->socket_mode);
 	}
 	return rc ? -EINVAL : 0;
 }

@@ -67,6 +67,11 @@ char *pv_graph_emit(const struct pv_graph *g, bool with_status);
 /* Parses an array of links (as emitted, or as upstream serves it). */
 int pv_graph_parse(const char *json, size_t len, struct pv_graph *out, struct pv_error *err);
 
+/* A link's `owner`: "UID" or "UID:GID", decimal, each below 2^32-1. */
+bool pv_graph_owner_valid(const char *s);
+/* A link's `socket_mode`: octal permission bits, at most 0777. */
+bool pv_graph_socket_mode_valid(const char *s);
+
 const char *pv_link_state_str(enum pv_link_state s); /* "up", "pending", "error", "unknown" */
 /* Same (consumer, name, target) key. */
 bool pv_link_same_key(const struct pv_link *a, const struct pv_link *b);

@@ -69,6 +69,10 @@ struct pv_service_req {
 	char *interface;
 	char *target;
 	char *mode; /* "direct" | "mediated" | NULL */
+	/* the injected socket's owner inside the consumer ("UID" or "UID:GID") and its octal
+	 * mode ("0660"); NULL = the consumer's root and 0660 (pv-xconnect's defaults) */
+	char *owner;
+	char *socket_mode;
 	bool optional;
 };
 

@@ -151,6 +151,17 @@ static int apply_overrides(struct pv_ctr *c, struct lxc_container *lc, struct pv
 				 e->logdir, e->rev, name);
 			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
 		}
+		/* its own metadata view: keys "<c>.<k>" of the user/device metadata as <k>
+		 * (ops_meta.c keeps <rundir>/{user,device}-meta.<c>/ current) */
+		for (int k = 0; ok && k < 2; k++) {
+			const char *kind = k ? "device-meta" : "user-meta";
+			snprintf(buf, sizeof(buf), "%s/%s.%s", e->rundir, kind, name);
+			pv_mkdir_p(buf, 0755);
+			snprintf(buf, sizeof(buf),
+				 "%s/%s.%s pantavisor/%s none bind,ro,create=dir,optional 0 0",
+				 e->rundir, kind, name, kind);
+			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+		}
 	}
 	if (ok) {
 		snprintf(buf, sizeof(buf), "container=pv-%s",

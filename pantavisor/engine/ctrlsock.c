@@ -43,13 +43,17 @@ char *pv_ctrlsock_dir(struct pv_engine *e, const char *container)
 	char *dir = NULL, *logs = NULL;
 	if (asprintf(&dir, "%s/pantavisor.%s", e->rundir, container) < 0)
 		return NULL;
-	/* logs/ is the mount point of the container's log dir inside the read-only bind */
-	if (asprintf(&logs, "%s/logs", dir) < 0 || pv_mkdir_p(logs, 0755) < 0) {
+	/* logs/, user-meta/ and device-meta/ are the mount points of the container's own views
+	 * inside the read-only bind (container.c binds them) */
+	static const char *const points[] = {"logs", "user-meta", "device-meta"};
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+		if (asprintf(&logs, "%s/%s", dir, points[i]) < 0 || pv_mkdir_p(logs, 0755) < 0) {
+			free(logs);
+			free(dir);
+			return NULL;
+		}
 		free(logs);
-		free(dir);
-		return NULL;
 	}
-	free(logs);
 	relink(e, dir);
 	return dir;
 }

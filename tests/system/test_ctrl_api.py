@@ -418,6 +418,16 @@ def test_meta_container_view(env, kind):
             assert st == 200 and all(json.loads(body).get(k) == v for k, v in keys.items())
         view = os.path.join(env.rundir, "%s.%s" % (kind, env.ap))
         assert open(os.path.join(view, "color")).read() == "blue"
+        # and inside the container, read-only at /pantavisor/<kind> (spec §5.3)
+        def inside(cmd):
+            return subprocess.run(["lxc-attach", "-n", env.ap, "-P", env.lxcpath, "--clear-env",
+                                   "--", "/bin/sh", "-c", cmd], capture_output=True, text=True)
+        r = inside("cat /pantavisor/%s/color" % kind)
+        assert r.returncode == 0 and r.stdout == "blue", r
+        r = inside("ls /pantavisor/%s" % kind)
+        assert r.stdout.split() == ["color"], r  # not the other containers' keys
+        r = inside("echo x > /pantavisor/%s/color" % kind)
+        assert r.returncode != 0, r
         # writing stays mgmt-only
         st, _ = env.curl("/%s/%s.color" % (kind, env.ap), "PUT", data="red", who=env.ap)
         assert st == 403

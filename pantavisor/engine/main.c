@@ -180,24 +180,59 @@ static int load_config(struct pv_engine *e, const char *file, const char *cmdlin
 	return 0;
 }
 
-/* pv_rev/pv_try as the bootloader passed them (cmdline words), else from its environment. */
+/* The value of the cmdline word `key=value` (last one wins), "" when absent. */
+static void cmdline_word(const char *c, const char *key, char *out, size_t n)
+{
+	size_t kl = strlen(key);
+	out[0] = '\0';
+	for (const char *p = c; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		size_t wl = strcspn(p, " \t\n");
+		if (wl > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+			size_t vl = wl - kl - 1 < n - 1 ? wl - kl - 1 : n - 1;
+			memcpy(out, p + kl + 1, vl);
+			out[vl] = '\0';
+		}
+		p += wl;
+	}
+}
+
+/* pv_rev/pv_try as pv_storage_boot_revision reads them ("pv_rev=<committed> [pv_try=<rev to
+ * try>]"), from the cmdline the bootloader passed, else from its environment. */
 static void boot_words(struct pv_engine *e, char *out, size_t n)
 {
 	const char *c = e->cmdline ? e->cmdline : "";
-	if (strstr(c, "pv_rev=") || strstr(c, "pv_try=")) {
-		snprintf(out, n, "%s", c);
-		return;
-	}
 	struct pv_bootenv b;
 	char rev[128] = "", try[128] = "";
 	const char *type = NULL;
 	if (pv_config_get_level(e->cfg, "PV_BOOTLOADER_TYPE") != PV_CFG_DEFAULT)
 		type = pv_config_get(e->cfg, "PV_BOOTLOADER_TYPE");
-	if (pv_bootenv_open(&b, e->storage, type, e->appengine, NULL) == 0) {
+	bool have_env = pv_bootenv_open(&b, e->storage, type, e->appengine, NULL) == 0;
+	if (have_env) {
 		pv_bootenv_get(&b, "pv_rev", rev, sizeof(rev), NULL);
 		pv_bootenv_get(&b, "pv_try", try, sizeof(try), NULL);
 	}
-	snprintf(out, n, "pv_rev=%s pv_try=%s", rev, try);
+	if (!strstr(c, "pv_rev=") && !strstr(c, "pv_try=")) {
+		snprintf(out, n, "pv_rev=%s pv_try=%s", rev, try);
+		return;
+	}
+	if (!have_env || b.type == PV_BOOTENV_APPENGINE) {
+		/* pv-appengine passes the committed pv_rev, plus pv_try only on the one boot that
+		 * tries it */
+		snprintf(out, n, "%s", c);
+		return;
+	}
+	/* U-Boot and GRUB scripts pass pv_rev=<the revision they booted> and pv_try as the env
+	 * holds it (spec §4.3): a try boot has both equal; on the fallback boot after a try
+	 * pv_try is still set but the booted revision is the committed one, which must run */
+	char booted[128], ctry[128];
+	cmdline_word(c, "pv_rev", booted, sizeof(booted));
+	cmdline_word(c, "pv_try", ctry, sizeof(ctry));
+	if (ctry[0] && !strcmp(ctry, booted))
+		snprintf(out, n, "pv_rev=%s pv_try=%s", rev, ctry);
+	else
+		snprintf(out, n, "pv_rev=%s", booted);
 }
 
 /* Boots rev; on failure logs every error and tries the fallback; none left = error state. After

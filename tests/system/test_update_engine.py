@@ -475,7 +475,7 @@ def test_engine_killed_during_hot_update_recovers(point):
         d.cleanup()
 
 
-def _boot_with(tag, try_state, progress, cmdline=None):
+def _boot_with(tag, try_state, progress, cmdline=None, **env):
     """A device whose boot env names a try revision locals/<tag> (state try_state, stored
     progress), started once; returns the Dev (running) for the caller to check and clean."""
     d = Dev(names=("a",))
@@ -483,6 +483,13 @@ def _boot_with(tag, try_state, progress, cmdline=None):
     trail = os.path.join(d.storage, "trails", "locals", tag)
     os.makedirs(os.path.join(trail, ".pvr"))
     os.makedirs(os.path.join(trail, ".pv"))
+    if try_state is None:  # the factory's own state, installed (trail files are hard links)
+        with open(os.path.join(d.storage, "trails", "0", ".pvr", "json")) as f:
+            try_state = f.read()
+        for k, v in json.loads(try_state).items():
+            if isinstance(v, str) and len(v) == 64:
+                os.makedirs(os.path.dirname(os.path.join(trail, k)), exist_ok=True)
+                os.link(os.path.join(d.objdir, v), os.path.join(trail, k))
     with open(os.path.join(trail, ".pvr", "json"), "w") as f:
         f.write(try_state)
     with open(os.path.join(trail, ".pv", "progress"), "w") as f:
@@ -490,7 +497,7 @@ def _boot_with(tag, try_state, progress, cmdline=None):
     os.makedirs(os.path.join(d.storage, "boot"))
     with open(os.path.join(d.storage, "boot", "uboot.txt"), "wb") as f:
         f.write(b"pv_rev=0\0pv_try=locals/" + tag.encode() + b"\0\0")
-    d.start(cmdline=cmdline)
+    d.start(cmdline=cmdline, **env)
     return d
 
 
@@ -522,6 +529,46 @@ def test_back_on_committed_revision_mid_try_is_unexpected_rollback():
         p = d.progress("locals/unf")
         assert p["status"] == "ERROR" and p["status-msg"] == "Unexpected rollback", p
         assert d.env_val("pv_try") == ""
+    finally:
+        d.cleanup()
+
+
+def _valid_state():
+    d = Dev(names=("a",))
+    st, _ = d.state(d.ctrs)
+    d.cleanup()
+    return json.dumps(st)
+
+
+def test_uboot_fallback_boot_runs_the_booted_committed_revision():
+    """U-Boot's script passes pv_rev=<booted> with pv_try still set on the boot after a failed
+    try: the committed revision it booted runs (not pv_try again), the try is an Unexpected
+    rollback and pv_try is cleared."""
+    d = _boot_with("ubf", _valid_state(), {"status": "INPROGRESS",
+                                           "status-msg": "Trying new revision", "progress": 50},
+                   cmdline="pv_rev=0 pv_try=locals/ubf", PV_BOOTLOADER_TYPE="uboot")
+    try:
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        assert d.current() == "0"
+        p = d.progress("locals/ubf")
+        assert p["status"] == "ERROR" and p["status-msg"] == "Unexpected rollback", p
+        assert d.env_val("pv_try") == "" and d.env_val("pv_rev") == "0"
+    finally:
+        d.cleanup()
+
+
+def test_uboot_try_boot_tries_and_commits():
+    """U-Boot's try boot passes pv_rev=pv_try=<try>: that revision is tried and committed
+    (DONE, pv_rev=<try>, pv_try cleared)."""
+    d = _boot_with("ubt", None, {"status": "INPROGRESS", "status-msg": "Rebooting",
+                                           "progress": 50},
+                   cmdline="pv_rev=locals/ubt pv_try=locals/ubt", PV_BOOTLOADER_TYPE="uboot")
+    try:
+        assert pvtest.wait_until(d.all_started, 30), d.log()
+        assert d.current() == "locals/ubt", d.log()
+        assert pvtest.wait_until(lambda: d.progress("locals/ubt").get("status") == "DONE",
+                                 30), (d.progress("locals/ubt"), d.log())
+        assert d.env_val("pv_rev") == "locals/ubt" and d.env_val("pv_try") == ""
     finally:
         d.cleanup()
 

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -17,6 +19,41 @@ BIN = os.environ.get("PV_BIN", os.path.join(BUILD, "bin"))
 CACHE = os.path.join(BUILD, "pvtest-cache")
 
 _live = []  # every Device not yet cleaned, for the atexit safety net
+
+
+class EngineClient:
+    """The engine's private protocol (4-byte big-endian length + JSON), one request at a time;
+    replies to other ids (pushed events) are skipped."""
+
+    def __init__(self, path, timeout=20):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.id = 0
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            c = self.s.recv(n - len(buf))
+            assert c, "engine closed the connection"
+            buf += c
+        return buf
+
+    def call(self, op_name, **args):
+        self.id += 1
+        msg = {"op": op_name, "id": self.id}
+        if args:
+            msg["args"] = args
+        data = json.dumps(msg).encode()
+        self.s.sendall(struct.pack(">I", len(data)) + data)
+        while True:
+            (n,) = struct.unpack(">I", self._recv(4))
+            rep = json.loads(self._recv(n))
+            if rep.get("id") == self.id:
+                return rep
+
+    def close(self):
+        self.s.close()
 
 
 def unique_id(prefix="t"):

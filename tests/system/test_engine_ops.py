@@ -3,51 +3,18 @@
 import hashlib
 import json
 import os
-import socket
-import struct
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_ctrl_api import ENGINE, CtrlEnv, wait_for  # noqa: E402
+from pvtest import EngineClient as Client  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (LXC)"),
     pytest.mark.skipif(not os.path.exists(ENGINE), reason="pv-engine not built"),
 ]
-
-
-class Client:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(10)
-        self.s.connect(path)
-        self.id = 0
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            c = self.s.recv(n - len(buf))
-            assert c, "engine closed the connection"
-            buf += c
-        return buf
-
-    def call(self, op_name, **args):
-        self.id += 1
-        msg = {"op": op_name, "id": self.id}
-        if args:
-            msg["args"] = args
-        data = json.dumps(msg).encode()
-        self.s.sendall(struct.pack(">I", len(data)) + data)
-        while True:
-            (n,) = struct.unpack(">I", self._recv(4))
-            rep = json.loads(self._recv(n))
-            if rep.get("id") == self.id:
-                return rep
-
-    def close(self):
-        self.s.close()
 
 
 @pytest.fixture(scope="module")

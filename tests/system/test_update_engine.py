@@ -5,8 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
-import struct
 import sys
 import time
 
@@ -14,6 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pvtest  # noqa: E402
+from pvtest import EngineClient  # noqa: E402
 
 ENGINE = pvtest.bin_path("pv-engine")
 
@@ -28,38 +27,6 @@ MSG_TEST_REBOOT = "Awaiting to set rollback point if update is stable"
 MSG_UPDATED = "Update finished, revision not set as rollback point"
 MSG_DONE = "Update finished, revision set as rollback point"
 FINAL = ("UPDATED", "DONE", "WONTGO", "ERROR")
-
-
-class Client:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(20)
-        self.s.connect(path)
-        self.id = 0
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            c = self.s.recv(n - len(buf))
-            assert c, "engine closed the connection"
-            buf += c
-        return buf
-
-    def call(self, op_name, **args):
-        self.id += 1
-        msg = {"op": op_name, "id": self.id}
-        if args:
-            msg["args"] = args
-        data = json.dumps(msg).encode()
-        self.s.sendall(struct.pack(">I", len(data)) + data)
-        while True:
-            (n,) = struct.unpack(">I", self._recv(4))
-            rep = json.loads(self._recv(n))
-            if rep.get("id") == self.id:
-                return rep
-
-    def close(self):
-        self.s.close()
 
 
 def sha(data):
@@ -152,7 +119,7 @@ class Dev:
 
     def _connect(self):
         try:
-            return Client(self.sock)
+            return EngineClient(self.sock)
         except OSError:
             return None
 
@@ -573,6 +540,26 @@ def test_uboot_try_boot_tries_and_commits():
         d.cleanup()
 
 
+def _update_with_slow_stop(d, b, rev):
+    """Factory where container b takes 2 s to stop, then an update changing b, returned while b
+    is STOPPING (the update between its inprogress and hot-stopped points); the pids before."""
+    slow = pvtest.build_image("u1slow", init="trap 'sleep 2; exit 0' TERM; "
+                                             "while :; do sleep 1; done")
+    with open(os.path.join(slow, "root.squashfs"), "rb") as f:
+        d.roots[b] = f.read()
+    d.write_factory()
+    d.start()
+    assert pvtest.wait_until(d.all_started, 30), d.log()
+    before = d.pids()
+    new = dict(d.ctrs)
+    new[b] = ("r1", "container", None)
+    st, objs = d.state(new)
+    assert d.put_step(rev, st, objs)["status"] == 200
+    assert d.run(rev)["status"] == 200
+    assert pvtest.wait_until(lambda: d.containers()[b]["status"] == "STOPPING", 10), d.log()
+    return before
+
+
 def test_engine_killed_while_stopping_changed_container():
     """kill -9 while the switch waits for a changed container that takes 2 s to stop (between
     the inprogress and hot-stopped points): the restarted engine restarts it on purpose, so the
@@ -580,20 +567,7 @@ def test_engine_killed_while_stopping_changed_container():
     d = Dev()
     try:
         a, b, c = sorted(d.ctrs)
-        slow = pvtest.build_image("u1slow", init="trap 'sleep 2; exit 0' TERM; "
-                                                 "while :; do sleep 1; done")
-        with open(os.path.join(slow, "root.squashfs"), "rb") as f:
-            d.roots[b] = f.read()
-        d.write_factory()
-        d.start()
-        assert pvtest.wait_until(d.all_started, 30), d.log()
-        before = d.pids()
-        new = dict(d.ctrs)
-        new[b] = ("r1", "container", None)
-        st, objs = d.state(new)
-        assert d.put_step("locals/slow", st, objs)["status"] == 200
-        assert d.run("locals/slow")["status"] == 200
-        assert pvtest.wait_until(lambda: d.containers()[b]["status"] == "STOPPING", 10), d.log()
+        before = _update_with_slow_stop(d, b, "locals/slow")
         d.engine.kill()
         d.engine.wait(10)
         d.cl.close()
@@ -620,20 +594,7 @@ def test_container_failing_before_the_switch_abandons_update():
     d = Dev()
     try:
         a, b, c = sorted(d.ctrs)
-        slow = pvtest.build_image("u1slow", init="trap 'sleep 2; exit 0' TERM; "
-                                                 "while :; do sleep 1; done")
-        with open(os.path.join(slow, "root.squashfs"), "rb") as f:
-            d.roots[b] = f.read()
-        d.write_factory()
-        d.start()
-        assert pvtest.wait_until(d.all_started, 30), d.log()
-        before = d.pids()
-        new = dict(d.ctrs)
-        new[b] = ("r1", "container", None)
-        st, objs = d.state(new)
-        assert d.put_step("locals/ab", st, objs)["status"] == 200
-        assert d.run("locals/ab")["status"] == 200
-        assert pvtest.wait_until(lambda: d.containers()[b]["status"] == "STOPPING", 10), d.log()
+        before = _update_with_slow_stop(d, b, "locals/ab")
         os.kill(before[a], signal.SIGKILL)
         seen, final = d.timeline("locals/ab")
         assert final["status"] == "ERROR", (seen, final)

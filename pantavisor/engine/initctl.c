@@ -22,31 +22,6 @@ bool pv_initctl_present(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_SEQPACKET;
 }
 
-int pv_initctl_request(int fd, unsigned op, const char *name)
-{
-	struct pv_initctl_req req;
-	struct pv_initctl_reply rep;
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	memset(&req, 0, sizeof(req));
-	req.op = op;
-	if (name)
-		strncpy(req.name, name, sizeof(req.name) - 1);
-	if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
-		return -errno;
-	int r = poll(&p, 1, INITCTL_TIMEOUT_MS);
-	if (r == 0)
-		return -ETIMEDOUT;
-	if (r < 0)
-		return -errno;
-	ssize_t n = recv(fd, &rep, sizeof(rep), 0);
-	if (n < 0)
-		return -errno;
-	if (n < (ssize_t)sizeof(rep.status))
-		return -EPROTO;
-	return rep.status;
-}
-
 int pv_initctl_request_reply(int fd, unsigned op, const char *name, struct pv_initctl_reply *rep)
 {
 	struct pv_initctl_req req;
@@ -70,4 +45,10 @@ int pv_initctl_request_reply(int fd, unsigned op, const char *name, struct pv_in
 	if (n < (ssize_t)sizeof(rep->status))
 		return -EPROTO;
 	return rep->status;
+}
+
+int pv_initctl_request(int fd, unsigned op, const char *name)
+{
+	struct pv_initctl_reply rep;
+	return pv_initctl_request_reply(fd, op, name, &rep);
 }

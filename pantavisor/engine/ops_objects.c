@@ -225,12 +225,9 @@ static int gc_keep_list(struct pv_engine *e, struct gc_keep *k, struct pv_error 
 	/* no pv_rev: the bootloader boots the factory revision */
 	keep_add(k, prev[0] ? prev : "0", "committed (pv_rev)");
 	keep_add(k, ptry, "trying (pv_try)");
-	/* PV_STORAGE_GC_KEEP_FACTORY: true unless configured (this project's default, see
-	 * docs/bootloader.md: a device can always go back to what it shipped with) */
-	bool keep_factory = true;
-	if (e->cfg && pv_config_get_level(e->cfg, "PV_STORAGE_GC_KEEP_FACTORY") != PV_CFG_DEFAULT)
-		keep_factory = pv_config_get_bool(e->cfg, "PV_STORAGE_GC_KEEP_FACTORY", true);
-	if (keep_factory)
+	/* PV_STORAGE_GC_KEEP_FACTORY defaults to 1 in libpvstate's config table (ours, not
+	 * upstream's 0: a device can always go back to what it shipped with) */
+	if (!e->cfg || pv_config_get_bool(e->cfg, "PV_STORAGE_GC_KEEP_FACTORY", true))
 		keep_add(k, "0", "factory (PV_STORAGE_GC_KEEP_FACTORY)");
 	return 0;
 }

@@ -96,17 +96,26 @@ fail:
 	return NULL;
 }
 
+/* A new object appended to array a; on failure a is freed (the emitters then return NULL). */
+static cJSON *push_object(cJSON *a)
+{
+	cJSON *it = cJSON_CreateObject();
+	if (!it || !cJSON_AddItemToArray(a, it)) {
+		cJSON_Delete(it);
+		cJSON_Delete(a);
+		return NULL;
+	}
+	return it;
+}
+
 char *pv_status_emit_objects(const struct pv_status_object *o, size_t n)
 {
 	cJSON *a = cJSON_CreateArray();
 	for (size_t i = 0; a && i < n; i++) {
 		char size[32];
-		cJSON *it = cJSON_CreateObject();
-		if (!it || !cJSON_AddItemToArray(a, it)) {
-			cJSON_Delete(it);
-			cJSON_Delete(a);
+		cJSON *it = push_object(a);
+		if (!it)
 			return NULL;
-		}
 		/* upstream serves the size as a string (it may exceed 2^53 on big disks) */
 		snprintf(size, sizeof(size), "%llu", (unsigned long long)o[i].size);
 		if (!cJSON_AddStringToObject(it, "sha256", o[i].sha256) ||
@@ -140,12 +149,9 @@ char *pv_status_emit_steps(const struct pv_status_step *s, size_t n)
 {
 	cJSON *a = cJSON_CreateArray();
 	for (size_t i = 0; a && i < n; i++) {
-		cJSON *it = cJSON_CreateObject();
-		if (!it || !cJSON_AddItemToArray(a, it)) {
-			cJSON_Delete(it);
-			cJSON_Delete(a);
+		cJSON *it = push_object(a);
+		if (!it)
 			return NULL;
-		}
 		cJSON *p = progress_obj(s[i].progress);
 		if (!cJSON_AddStringToObject(it, "name", s[i].name) ||
 		    !cJSON_AddStringToObject(it, "date", s[i].date ? s[i].date : "") ||
@@ -235,12 +241,9 @@ char *pv_status_emit_daemons(const struct pv_status_daemon *d, size_t n)
 {
 	cJSON *a = cJSON_CreateArray();
 	for (size_t i = 0; a && i < n; i++) {
-		cJSON *it = cJSON_CreateObject();
-		if (!it || !cJSON_AddItemToArray(a, it)) {
-			cJSON_Delete(it);
-			cJSON_Delete(a);
+		cJSON *it = push_object(a);
+		if (!it)
 			return NULL;
-		}
 		if (!cJSON_AddStringToObject(it, "name", d[i].name) ||
 		    !cJSON_AddNumberToObject(it, "pid", d[i].pid) ||
 		    !cJSON_AddBoolToObject(it, "respawn", d[i].respawn)) {

@@ -12,21 +12,8 @@ import pytest
 import pvtest
 import update_env as U
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (LXC, loop devices)"),
-    pytest.mark.skipif(not all(os.path.exists(pvtest.bin_path(b)) for b in
-                               ("pantavisor", "pv-engine", "pv-ctrl", "pv-appengine", "pvcontrol")),
-                       reason="pantavisor, pv-engine, pv-ctrl or pvcontrol not built"),
-]
-
-
-@pytest.fixture(autouse=True)
-def no_sanitizer_reports(device):
-    """Every test's device (the `device` fixture, cleaned after this) logged no ASan/UBSan
-    report."""
-    yield
-    bad = U.sanitizer_reports(device)
-    assert not bad, "\n".join(bad)
+pytestmark = U.requires("pantavisor", "pv-engine", "pv-ctrl", "pv-appengine", "pvcontrol")
+no_sanitizer_reports = U.no_sanitizer_reports  # autouse
 
 
 @pytest.fixture

@@ -10,21 +10,8 @@ import pytest
 import pvtest
 import update_env as U
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (LXC, loop devices)"),
-    pytest.mark.skipif(not all(os.path.exists(pvtest.bin_path(b)) for b in
-                               ("pantavisor", "pv-engine", "pv-ctrl", "pv-appengine")),
-                       reason="pantavisor, pv-engine or pv-ctrl not built"),
-]
-
-
-@pytest.fixture(autouse=True)
-def no_sanitizer_reports(device):
-    """Every test's device (the `device` fixture, cleaned after this) logged no ASan/UBSan
-    report."""
-    yield
-    bad = U.sanitizer_reports(device)
-    assert not bad, "\n".join(bad)
+pytestmark = U.requires("pantavisor", "pv-engine", "pv-ctrl", "pv-appengine")
+no_sanitizer_reports = U.no_sanitizer_reports  # autouse
 
 # point -> the update that reaches it: hot (one changed container), reboot (a changed root file
 # and one changed container), bad (a changed container plus a new one whose init exits at once)

@@ -13,6 +13,8 @@ import subprocess
 import tarfile
 import time
 
+import pytest
+
 import pvtest
 
 FINAL = ("UPDATED", "DONE", "WONTGO", "ERROR")
@@ -634,3 +636,21 @@ def temp_files(ud):
                 if TEMP_NAME.search(f):
                     left.append(os.path.relpath(os.path.join(root, f), ud.storage))
     return left
+
+
+def requires(*bins):
+    """pytestmark for an update test module: root, and the named programs built."""
+    return [
+        pytest.mark.skipif(os.geteuid() != 0, reason="needs root (LXC, loop devices)"),
+        pytest.mark.skipif(not all(os.path.exists(pvtest.bin_path(b)) for b in bins),
+                           reason="not built: " + ", ".join(bins)),
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports(device):
+    """Every test's device (the `device` fixture, cleaned after this) logged no ASan/UBSan
+    report. Autouse in every module that imports it."""
+    yield
+    bad = sanitizer_reports(device)
+    assert not bad, "\n".join(bad)

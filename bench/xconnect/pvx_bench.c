@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay.h"
+
 #define CHUNK (256 * 1024)
 
 static double now(void)
@@ -308,12 +310,15 @@ int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "server"))
 		return server(argv[2]);
+	if (argc >= 4 && !strcmp(argv[1], "relay"))
+		return pvx_bench_relay(argv[2], argv[3]);
 	if (argc >= 3 && !strcmp(argv[1], "http-server")) {
 		http_mode = 1;
 		return server(argv[2]);
 	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: pvx-bench server|http-server PATH | tput PATH MIB | "
+		fprintf(stderr, "usage: pvx-bench server|http-server PATH | relay PATH TARGET | "
+				"tput PATH MIB | "
 				"rtt PATH N | conns PATH SECONDS | reqs PATH SECONDS | "
 				"dbus PATH SECONDS\n");
 		return 2;

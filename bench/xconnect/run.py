@@ -89,8 +89,12 @@ def main():
         assert env.engine.wait_state("cons", "mediated", "up", since=t0)
         assert env.engine.wait_state("cons", "direct", "up", since=t0)
 
-        paths = {"direct socket": prov.path(sock), "mediated link": cons.path(tm),
-                 "direct-mode link": cons.path(td)}
+        # the floor: a minimal epoll relay (relay.c) costs what any sleeping proxy must
+        relay_sock = os.path.join(env.dir, "relay.sock")
+        relay = subprocess.Popen([tool(), "relay", relay_sock, prov.path(sock)])
+        assert wait_for(lambda: os.path.exists(relay_sock))
+        paths = {"direct socket": prov.path(sock), "minimal relay (floor)": relay_sock,
+                 "mediated link": cons.path(tm), "direct-mode link": cons.path(td)}
         # Interleaved rounds: the machine is shared, so every round measures all three paths
         # back to back and the ratio is taken per round; medians are reported.
         runs = {name: [] for name in paths}
@@ -98,6 +102,10 @@ def main():
             for name, p in paths.items():
                 runs[name].append((measure("tput", p, a.mib), measure("rtt", p, a.rtt),
                                    measure("conns", p, a.conns_seconds)))
+        relay.kill()
+        relay.wait()
+        floor = [[m[k] / f[k] for m, f in zip(runs["mediated link"],
+                                              runs["minimal relay (floor)"])] for k in range(3)]
         res = {}
         for name in paths:
             cols = list(zip(*runs[name]))
@@ -170,11 +178,13 @@ def main():
         print("pv-xconnect unix link benchmark (%d MiB bulk, %d x 64 B round trips, "
               "%d interleaved rounds, medians; ratios per round vs the direct socket)"
               % (a.mib, a.rtt, a.rounds))
-        print("%-18s %12s %8s %12s %8s %12s %8s" % ("path", "MiB/s", "ratio", "rtt us", "ratio",
+        print("%-22s %10s %8s %10s %8s %10s %8s" % ("path", "MiB/s", "ratio", "rtt us", "ratio",
                                                      "conn/s", "ratio"))
         for name, (tput, rtt, conns, rt, rr, rc) in res.items():
-            print("%-18s %12.0f %7.2fx %12.2f %7.2fx %12.0f %7.2fx" % (
+            print("%-22s %10.0f %7.2fx %10.2f %7.2fx %10.0f %7.2fx" % (
                 name, tput, rt, rtt, rr, conns, rc))
+        print("mediated link vs the minimal relay (same rounds): throughput %.2fx, rtt %.2fx, "
+              "conn/s %.2fx" % tuple(statistics.median(f) for f in floor))
         print_pairs("REST: keep-alive GET, one request at a time", "req/s",
                     pairs(rest_runs, "direct socket"))
         if dbus_res:

@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -379,4 +380,51 @@ def test_fd_messages_interleaved_with_bulk(env):
         os.lseek(fd, 0, os.SEEK_SET)
         assert os.read(fd, 100) == b"from-provider"
         os.close(fd)
+    s.close()
+
+
+def test_credentials_pass_through_both_ways(env):
+    """SCM_CREDENTIALS cross a mediated link: a provider that asks for them (SO_PASSCRED) sees
+    the process that wrote each message (here a child of the consumer that changed its uid/gid
+    after connecting), not pv-xconnect; and the consumer sees the provider's process."""
+    prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target))
+    s.sendall(b"passcred\n")
+    assert recv_until(s) == b"ok\n"
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(go_w)
+            os.close(done_r)
+            os.setgid(1001)
+            os.setuid(1000)
+            os.read(go_r, 1)
+            s.sendall(b"whosent\n")
+            os.read(go_r, 1)  # stays alive until the answer is in: its pid must exist
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    os.close(done_r)
+    try:
+        os.write(go_w, b"x")
+        assert recv_until(s) == b"cred:%d 1000 1001\n" % child
+    finally:
+        os.write(go_w, b"x")
+        os.close(go_w)
+        os.close(done_w)
+        os.waitpid(child, 0)
+    # the other way: the consumer asks, the provider's own process is named
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    s.sendall(b"whoami\n")
+    data, anc, _, _ = s.recvmsg(100, socket.CMSG_SPACE(12))
+    assert data == b"pid:%d\n" % env.daemon.pid
+    creds = [struct.unpack("3i", v[:12]) for lvl, kind, v in anc
+             if lvl == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS]
+    assert len(creds) == 1 and creds[0][0] != env.daemon.pid, creds
+    with open("/proc/%d/cmdline" % creds[0][0], "rb") as f:
+        assert b"echo-server" in f.read()
+    assert creds[0][1:] == (0, 0)
     s.close()

@@ -2,7 +2,9 @@
 
   xconnect_peer.py echo-server SOCK [DELAY]  unix echo server; bytes that came with SCM_RIGHTS fds are
       echoed, then "got:<content of each fd>\\n" follows with a memfd of its own ("from-provider");
-      the line "whoami\\n" is answered with the peer's SO_PEERCRED pid.
+      the line "whoami\\n" is answered with the peer's SO_PEERCRED pid; "passcred\\n" turns on
+      SO_PASSCRED (answer "ok\\n"), after which "whosent\\n" is answered with the SCM_CREDENTIALS
+      that came with it ("cred:PID UID GID\\n", "cred:none\\n" without).
   xconnect_peer.py http-server SOCK           HTTP/1.1 keep-alive server answering JSON with the
       identity headers it saw and the (de-chunked) request body.
 """
@@ -24,6 +26,19 @@ def memfd_with(data):
     return fd
 
 
+CRED = struct.calcsize("3i")
+
+
+def recv_creds(c):
+    """(data, creds or None) of one read on a socket with SO_PASSCRED."""
+    data, anc, _flags, _addr = c.recvmsg(65536, socket.CMSG_SPACE(CRED))
+    creds = None
+    for level, kind, v in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            creds = struct.unpack("3i", v[:CRED])
+    return data, creds
+
+
 def echo_conn(c):
     with c:
         while True:
@@ -33,6 +48,14 @@ def echo_conn(c):
                 return
             if not data:
                 return
+            if data == b"passcred\n":
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+                c.sendall(b"ok\n")
+                data, creds = recv_creds(c)
+                if data == b"whosent\n":
+                    c.sendall(b"cred:%d %d %d\n" % creds if creds else b"cred:none\n")
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+                continue
             if fds:
                 # fds arrive with the bytes of the sendmsg that carried them (and, as on any
                 # unix socket, possibly glued to earlier bytes): echo the bytes, then report

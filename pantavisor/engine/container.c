@@ -33,6 +33,11 @@ void pv_container_set_status(struct pv_ctr *c, enum pv_cstatus s)
 	pv_log(PV_LOG_INFO, "container", "%s: %s -> %s", c->spec->name, pv_cstatus_str(c->status),
 	       pv_cstatus_str(s));
 	c->status = s;
+	if (s != PV_CS_STARTED && s != PV_CS_READY)
+		c->goal_ms = 0;
+	else if (!c->goal_ms)
+		c->goal_ms =
+		    pv_now_ms(); /* stable_timeout counts from here (STARTED -> READY too) */
 }
 
 static struct lxc_container *lxc_get(struct pv_ctr *c)

@@ -50,6 +50,7 @@ struct pv_ctr {
 	bool ready_pending;	    /* `ready` arrived while STARTING: applied once STARTED */
 	int retries;
 	uint64_t start_ms; /* monotonic ms of the last start (group timeout, reset_window) */
+	uint64_t goal_ms;  /* monotonic ms it became STARTED/READY in this run; 0 while not */
 	char **mounts;	   /* mount points made for this container, unmounted in reverse */
 	size_t n_mounts;
 };
@@ -184,6 +185,9 @@ enum pv_cstatus pv_group_status(const struct pv_engine *e, int g);
 /* Every container at its status goal: 1; some still on the way: 0; one timed out: -1 (*who =
  * its name). Containers the user stopped before do not count. */
 int pv_group_goals(const struct pv_engine *e, const char **who);
+/* ms until the container has run at its goal for its auto_recovery stable_timeout (0: stable,
+ * or no stable_timeout, or stopped by the user; UINT64_MAX: not running at its goal). */
+uint64_t pv_container_unstable_ms(const struct pv_ctr *c);
 
 /* recovery.c */
 void pv_recovery_on_exit(struct pv_ctr *c);

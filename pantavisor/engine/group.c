@@ -1,5 +1,6 @@
 /* group.c: the scheduler: containers start group by group; a group blocks the next while one of
  * its members has not reached its status goal and its timeout (counted from start) has not run. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,17 @@ static enum goal_result goal_check(const struct pv_engine *e, const struct pv_ct
 	if (c->start_ms && pv_now_ms() - c->start_ms > t)
 		return GOAL_TIMEDOUT;
 	return GOAL_UNACHIEVED;
+}
+
+uint64_t pv_container_unstable_ms(const struct pv_ctr *c)
+{
+	int st = c->spec->auto_recovery.stable_timeout;
+	if (st <= 0 || (c->status == PV_CS_STOPPED && c->user_stopped))
+		return 0;
+	if (!c->goal_ms)
+		return UINT64_MAX;
+	uint64_t ran = pv_now_ms() - c->goal_ms, need = (uint64_t)st * 1000;
+	return ran >= need ? 0 : need - ran;
 }
 
 enum pv_cstatus pv_group_status(const struct pv_engine *e, int g)

@@ -110,6 +110,7 @@ static char *containers_list(struct pv_engine *e)
 		v[i].roles = c->spec->roles;
 		fill_recovery(&v[i].auto_recovery, &c->spec->auto_recovery);
 		v[i].auto_recovery.current_retries = c->retries;
+		v[i].auto_recovery.is_stable = c->goal_ms && pv_container_unstable_ms(c) == 0;
 		v[i].user_stopped = c->user_stopped;
 		v[i].pid = c->pid;
 	}

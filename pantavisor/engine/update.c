@@ -2,6 +2,7 @@
  * hot-vs-reboot decision, the hot switch, goals/testing/commit, rollback and crash recovery. */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #define MSG_TRYING	"Trying new revision"
 #define MSG_TEST_HOT	"Awaiting to see if update is stable"
 #define MSG_TEST_REBOOT "Awaiting to set rollback point if update is stable"
+#define MSG_WAIT_STABLE "Waiting for all containers to become stable"
 #define MSG_UPDATED	"Update finished, revision not set as rollback point"
 #define MSG_DONE	"Update finished, revision set as rollback point"
 #define MSG_FACTORY	"Factory revision"
@@ -66,6 +68,7 @@ struct pv_update {
 	bool abandon;	    /* failed before the switch: restart the stopped ones, no switch */
 	uv_timer_t *commit; /* heap: closing is asynchronous */
 	bool commit_due;
+	bool waiting_stable; /* "Waiting for all containers to become stable" was reported */
 	uint64_t phase_ms;
 };
 
@@ -782,6 +785,38 @@ static void enter_testing(struct pv_update *u)
 	       delay);
 }
 
+/* After the commit delay: true while a container with an auto_recovery stable_timeout has not
+ * yet run that long at its goal (spec 4.6); the commit timer then fires again when the last
+ * one will be. A container that fails meanwhile fails the update as during TESTING. */
+static bool wait_stable(struct pv_update *u)
+{
+	struct pv_engine *e = u->e;
+	uint64_t wait = 0;
+	const char *who = NULL;
+	if (!u->commit)
+		return false; /* no timer to wait with (out of memory): commit as before */
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		uint64_t ms = pv_container_unstable_ms(&e->ctrs[i]);
+		if (ms > wait) {
+			wait = ms;
+			who = e->ctrs[i].spec->name;
+		}
+	}
+	if (!wait)
+		return false;
+	if (!u->waiting_stable) {
+		u->waiting_stable = true;
+		progress_set(e, u->rev, "TESTING", MSG_WAIT_STABLE, NULL);
+	}
+	if (wait == UINT64_MAX)
+		wait = 1000; /* not at its goal right now: look again */
+	pv_log(PV_LOG_INFO, "update",
+	       "revision %s: commit waits %" PRIu64 " ms for %s to be stable", u->rev, wait, who);
+	u->commit_due = false;
+	uv_timer_start(u->commit, commit_cb, wait + 1, 0);
+	return true;
+}
+
 static void commit(struct pv_update *u)
 {
 	struct pv_engine *e = u->e;
@@ -875,7 +910,7 @@ void pv_update_tick(struct pv_engine *e)
 		break;
 	}
 	case PH_TESTING:
-		if (u->commit_due)
+		if (u->commit_due && !wait_stable(u))
 			commit(u);
 		break;
 	default:

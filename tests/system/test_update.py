@@ -25,14 +25,13 @@ def mounts_of(ud, name):
     return pvtest.mounts_under(os.path.join(ud.dev.root, "volumes", name))
 
 
-def assert_order(tl, *want):
-    """The statuses `want` appear in this order in the timeline (others may be between)."""
-    seen = U.statuses(tl)
+def assert_order(seen, *want):
+    """The statuses `want` appear in this order in `seen` (others may be between)."""
     i = 0
     for s in seen:
         if i < len(want) and s == want[i]:
             i += 1
-    assert i == len(want), "want %s in order, saw %s" % (want, tl)
+    assert i == len(want), "want %s in order, saw %s" % (want, seen)
 
 
 def assert_on_old_revision(ud, rev, pids0, keep):
@@ -64,9 +63,9 @@ def test_hot_update_restarts_only_the_changed_container(ud):
     rev = "locals/hot"
     assert p["status"] == "UPDATED", (p, tl, ud.diag())
     assert p["status-msg"] == U.MSG_UPDATED and p["progress"] == 100, p
-    assert ("INPROGRESS", U.MSG_HOT) in [(s, m) for _, s, m in tl], tl
+    assert 'revision %s: INPROGRESS "%s"' % (rev, U.MSG_HOT) in ud.log(), ud.diag()
     assert ("TESTING", U.MSG_TEST_HOT) in [(s, m) for _, s, m in tl], tl
-    assert_order(tl, "INPROGRESS", "TESTING", "UPDATED")
+    assert_order(ud.logged_statuses(rev), "INPROGRESS", "TESTING", "UPDATED")
     # the commit timer ran: TESTING lasted the commit delay before UPDATED
     t_test = [t for t, s, _ in tl if s == "TESTING"][0]
     t_done = [t for t, s, _ in tl if s == "UPDATED"][0]
@@ -172,6 +171,27 @@ def test_local_run_commit_reboots_even_a_hot_update(ud):
 
 # ------------------------------------------------------------------------------------- rollbacks
 
+def test_stable_timeout_holds_the_commit_until_the_container_proved_stable(ud):
+    """auto_recovery.stable_timeout (spec 4.6): after the commit delay (2 s here) the update
+    waits, reported, until the changed container has run 6 s at its goal, then commits."""
+    ud.start()
+    b = ud.name(1)
+    r1 = ud.revision(change=[b], run_extra={"auto_recovery": {"policy": "no",
+                                                                "stable_timeout": 6}})
+    p, tl, reply = ud.update("stable", r1)
+    assert reply[0] == 200, reply
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert_order(ud.logged_statuses("locals/stable"), "INPROGRESS", "TESTING", "UPDATED")
+    assert ("TESTING", "Waiting for all containers to become stable") in \
+        [(s, m) for _, s, m in tl], tl
+    t_test = [t for t, s, _ in tl if s == "TESTING"][0]
+    t_done = [t for t, s, _ in tl if s == "UPDATED"][0]
+    # the goal was reached just before TESTING; less the poll's lag on a loaded machine
+    assert t_done - t_test >= 6 - 1.0, tl
+    c = ud.containers()[b]
+    assert c["auto_recovery"]["stable_timeout"] == 6 and c["auto_recovery"]["is_stable"], c
+
+
 def test_new_container_crashing_rolls_back_to_old_revision(ud):
     ud.start()
     pids0 = ud.pids()
@@ -184,7 +204,7 @@ def test_new_container_crashing_rolls_back_to_old_revision(ud):
     assert p["status"] == "ERROR", (p, tl, ud.diag())
     assert p["status-msg"] == "A container could not be started", (p, tl)
     assert p["progress"] == 100
-    assert "INPROGRESS" in U.statuses(tl), tl
+    assert_order(ud.logged_statuses(rev), "INPROGRESS", "ERROR")
     assert_on_old_revision(ud, rev, pids0, keep=(a, c))
     assert ud.pids()[b] != pids0[b]  # b ran r1 for a while, then r0 again
     assert bad not in pvtest.lxc_running(ud.dev.lxcpath)
@@ -245,7 +265,7 @@ def test_goal_timeout_rolls_back(device):
     assert p["status-msg"] == "Status goal not reached", (p, tl)
     # not before the group's timeout ran out
     assert time.monotonic() - t0 >= 4 - 0.5, tl
-    assert "TESTING" not in U.statuses(tl), tl
+    assert "TESTING" not in ud.logged_statuses("locals/goal"), ud.diag()
     assert b in p.get("logs", ""), p  # which container did not make it
     assert_on_old_revision(ud, "locals/goal", pids0, keep=(a, c))
 

@@ -291,6 +291,12 @@ class UpdateDevice:
         """pv-appengine's log: init's and every daemon's stderr (the engine log included)."""
         return pvtest.read_log(self.proc) if self.proc else ""
 
+    def logged_statuses(self, rev):
+        """The progress statuses the engine wrote for rev, in order, from its log (a poll can
+        miss a short one: a hot update of one container may leave INPROGRESS within 50 ms)."""
+        pat = re.compile(r"revision %s: ([A-Z]+) \"" % re.escape(rev))
+        return [m.group(1) for m in pat.finditer(self.log())]
+
     def engine_log(self):
         out = ""
         base = os.path.join(self.storage, "logs")

@@ -254,6 +254,19 @@ char *pv_status_emit_daemons(const struct pv_status_daemon *d, size_t n)
 	return print_free(a);
 }
 
+char *pv_status_emit_storage(const struct pv_status_storage *u)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddNumberToObject(o, "total", (double)u->total) ||
+	    !cJSON_AddNumberToObject(o, "free", (double)u->free) ||
+	    !cJSON_AddNumberToObject(o, "reserved", (double)u->reserved) ||
+	    !cJSON_AddNumberToObject(o, "real_free", (double)u->real_free)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return print_free(o);
+}
+
 char *pv_status_emit_gc(uint64_t reclaimed)
 {
 	cJSON *o = cJSON_CreateObject();

@@ -13,6 +13,7 @@
 #include "pvstate/graph.h"
 #include "pvstate/proto.h"
 #include "pvstate/state.h"
+#include "pvstate/status.h"
 
 /* Runtime status, ordered as upstream compares them (spec §5.1). */
 enum pv_cstatus {
@@ -88,6 +89,10 @@ struct pv_engine {
 	struct pv_update *update; /* update.c */
 	long log_rotate;	  /* pantavisor.log rotation size (bytes) */
 	int log_level;
+	/* gc_auto.c */
+	uint64_t gc_next_check_ms, gc_defer_until_ms, gc_idle_until_ms;
+	struct pv_status_storage storage_published; /* last mirrored to device-meta */
+	bool storage_meta_done;
 };
 
 /* main.c */
@@ -249,6 +254,12 @@ char *pv_op_command(struct pv_engine *e, const struct pv_msg *m);
 void pv_meta_sync(struct pv_engine *e);
 /* Garbage collector (ops_objects.c): bytes reclaimed, or -errno. */
 int64_t pv_gc_run(struct pv_engine *e);
+
+/* gc_auto.c: storage usage (device-meta "storage") and the threshold GC */
+int pv_storage_usage(const struct pv_engine *e, struct pv_status_storage *u);
+char *pv_storage_usage_json(const struct pv_engine *e); /* NULL on error; caller frees */
+void pv_gc_auto_tick(struct pv_engine *e);		/* from the 1 s tick */
+void pv_gc_auto_object_put(struct pv_engine *e);	/* an object came: defer the GC */
 /* A reply with a JSON body, 500 when the body could not be built; frees body. */
 char *pv_op_reply_json(const struct pv_msg *m, char *body);
 /* Every message of err joined with "; " as one error reply. */

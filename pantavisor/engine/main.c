@@ -163,6 +163,7 @@ static void tick_cb(uv_timer_t *t)
 	/* group timeouts are time-driven: re-evaluate blocked groups once a second */
 	pv_group_run(t->data);
 	pv_update_tick(t->data); /* goal timeouts of an update in flight */
+	pv_gc_auto_tick(t->data);
 	/* fallback for a missed watch event: a respawned pv-ctrl is reachable within a second */
 	pv_ctrlsock_refresh(t->data);
 }

@@ -91,6 +91,33 @@ static const char *key_arg(const struct pv_msg *m, char **reply)
 	return key;
 }
 
+/* Sets key to value (taken) in the list, replacing a stored one; dropped on ENOMEM. */
+static void add_live(char ***keys, char ***vals, size_t *n, const char *key, char *value)
+{
+	if (!value)
+		return;
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*keys)[i], key)) {
+			free((*vals)[i]);
+			(*vals)[i] = value;
+			return;
+		}
+	char **nk = realloc(*keys, (*n + 1) * sizeof(**keys));
+	if (nk)
+		*keys = nk;
+	char **nv = realloc(*vals, (*n + 1) * sizeof(**vals));
+	if (nv)
+		*vals = nv;
+	char *k = strdup(key);
+	if (!nk || !nv || !k) {
+		free(k);
+		free(value);
+		return;
+	}
+	(*keys)[*n] = k;
+	(*vals)[(*n)++] = value;
+}
+
 char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m)
 {
 	char store[4200], run[4200];
@@ -139,6 +166,10 @@ char *pv_op_meta_list(struct pv_engine *e, const struct pv_msg *m)
 	}
 	if (d)
 		closedir(d);
+	/* device-meta "storage" is live (gc_auto.c): the stored value, if any, is stale */
+	const char *kind = NULL;
+	if (!view && pv_msg_arg_str(m, "kind", &kind) == 0 && kind && !strcmp(kind, "device"))
+		add_live(&keys, &vals, &n, "storage", pv_storage_usage_json(e));
 	char *body = pv_status_emit_meta((const char *const *)keys, (const char *const *)vals, n);
 	for (size_t i = 0; i < n; i++) {
 		free(keys[i]);

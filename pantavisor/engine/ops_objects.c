@@ -104,6 +104,7 @@ char *pv_op_object_installed(struct pv_engine *e, const struct pv_msg *m)
 		       hex);
 		return pv_msg_reply_error(m->id, 422, "Object has bad checksum");
 	}
+	pv_gc_auto_object_put(e);
 	return pv_msg_reply(m->id, 200, NULL);
 }
 

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import time
 
 import pytest
 
@@ -343,3 +344,60 @@ def test_gc_after_two_hot_updates(device):
     # nothing running was disturbed
     assert ud.pids() == pids and ud.matches(r2), ud.diag()
     ud.stop()
+
+
+def device_meta(csock):
+    st, body = request(csock, "GET", "/device-meta")
+    assert st == 200, body
+    return json.loads(body)
+
+
+def test_storage_usage_is_device_meta(device, store):
+    store.bootenv(b"pv_rev=1\0\0")
+    engine, csock = start(device, "pv_rev=1", PV_STORAGE_GC_RESERVED="7")
+    u = json.loads(device_meta(csock)["storage"])
+    sv = os.statvfs(store.root)
+    total = sv.f_blocks * sv.f_frsize
+    assert u["total"] == total, u
+    assert u["reserved"] == total * 7 // 100, u
+    assert abs(u["free"] - sv.f_bfree * sv.f_frsize) < 256 << 20, u  # others write meanwhile
+    assert u["real_free"] == max(u["free"] - u["reserved"], 0), u
+    # and the run dir mirror containers read
+    mirror = os.path.join(device.rundir, "device-meta", "storage")
+    assert pvtest.wait_until(lambda: os.path.exists(mirror), 10)
+    assert json.loads(open(mirror).read())["total"] == total
+    pvtest.stop(engine)
+
+
+def test_threshold_gc_runs_by_itself_and_waits_after_an_object_put(device, store):
+    """PV_STORAGE_GC_THRESHOLD=100: real free space is always under 100 % of the disk, so the
+    GC runs on its own (within its 5 s check); an object put through pv-ctrl defers it for
+    PV_STORAGE_GC_THRESHOLD_DEFERTIME, then it is collected like any unreferenced object."""
+    store.bootenv(b"pv_rev=1\0\0")
+    o = store.objects
+    engine, csock = start(device, "pv_rev=1", PV_STORAGE_GC_THRESHOLD="100",
+                          PV_STORAGE_GC_THRESHOLD_DEFERTIME="8")
+    objects = store.p("objects")
+    assert pvtest.wait_until(lambda: o["orphan"] not in os.listdir(objects), 15), \
+        pvtest.read_log(engine)
+    assert not os.path.lexists(store.p("trails", "locals", "b"))
+    for lb in ("all", "f0", "f1", "f1b"):
+        assert o[lb] in os.listdir(objects), lb
+    assert "under the 100% threshold" in pvtest.read_log(engine) + open_logs(store)
+    # an upload: linked by no trail until a LOCAL_RUN, so only the deferral keeps it
+    data = b"uploaded, not yet in a trail\n" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    c = UnixHTTP(csock)
+    c.request("PUT", "/objects/" + sha, body=data)
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    c.close()
+    t0 = time.monotonic()
+    path = os.path.join(objects, sha)
+    # without the deferral the next check (at most 5 s away, and at once after a GC that freed
+    # something) would collect it
+    assert pvtest.wait_until(lambda: time.monotonic() - t0 > 6.5, 10)
+    assert os.path.exists(path), "collected during the deferral"
+    assert pvtest.wait_until(lambda: not os.path.exists(path), 20), pvtest.read_log(engine)
+    assert time.monotonic() - t0 >= 8 - 0.5
+    pvtest.stop(engine)

@@ -93,4 +93,10 @@ char *pv_status_emit_daemons(const struct pv_status_daemon *d, size_t n);
 /* POST /storage/gc: {"reclaimed": bytes}. */
 char *pv_status_emit_gc(uint64_t reclaimed);
 
+/* device-meta "storage": {"total","free","reserved","real_free"} in bytes (upstream's names). */
+struct pv_status_storage {
+	uint64_t total, free, reserved, real_free;
+};
+char *pv_status_emit_storage(const struct pv_status_storage *u);
+
 #endif

@@ -25,7 +25,7 @@ static int group_timeout(const struct pv_engine *e, const struct pv_ctr *c)
 	int gi = c->spec->group_index;
 	if (gi >= 0 && (size_t)gi < e->state.n_groups && e->state.groups[gi].timeout > 0)
 		return e->state.groups[gi].timeout;
-	return pv_config_get_seconds(e->cfg, "PV_UPDATER_GOALS_TIMEOUT", e->appengine ? 10 : 120);
+	return pv_config_get_seconds(e->cfg, "PV_UPDATER_GOALS_TIMEOUT", 120);
 }
 
 /* spec §5.1 per-container goal check. */

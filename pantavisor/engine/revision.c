@@ -24,8 +24,7 @@ int pv_revision_parse(struct pv_engine *e, const char *rev, struct pv_state *st,
 	pv_state_opts_default(&opts);
 	opts.appengine = e->appengine;
 	opts.legacy_roles = pv_config_get_bool(e->cfg, "PV_CONTROL_LEGACY_ROLES", false);
-	opts.default_timeout =
-	    pv_config_get_seconds(e->cfg, "PV_UPDATER_GOALS_TIMEOUT", e->appengine ? 10 : 120);
+	opts.default_timeout = pv_config_get_seconds(e->cfg, "PV_UPDATER_GOALS_TIMEOUT", 120);
 	snprintf(src, sizeof(src), "trails/%s/.pvr/json", rev);
 	opts.source = src;
 	r = pv_state_parse(text, len, &opts, st, err);

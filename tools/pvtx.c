@@ -14,195 +14,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "pvstate/error.h"
 #include "pvstate/fileio.h"
+#include "pvstate/jsondoc.h"
 #include "pvstate/state.h"
 
-/* libpvstate parses whole, valid states only; a pvrexport `json` is a fragment (no #spec), so
- * pvtx splits the top-level object itself and keeps each value as its raw text. cJSON is used
- * only to check well-formedness and to decode keys. */
+/* A pvrexport `json` is a fragment (no #spec), not a whole valid state: pvtx edits it as a
+ * pv_jsondoc (libpvstate), every value kept as its exact text. */
 
 #define MAX_JSON (64u * 1024 * 1024)
-
-struct member {
-	char *key;
-	char *raw; /* the value's exact text */
-};
-
-struct doc {
-	struct member *m;
-	size_t n;
-};
 
 struct tx {
 	char dir[PATH_MAX];
 	char status[16]; /* ACTIVE, ABORTED, COMMITED, DEPLOYED, or "" */
 	char objdir[PATH_MAX];
 };
-
-static void doc_free(struct doc *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->m[i].key);
-		free(d->m[i].raw);
-	}
-	free(d->m);
-	d->m = NULL;
-	d->n = 0;
-}
-
-static const char *skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/* p at '"': returns the byte after the closing quote, or NULL. */
-static const char *skip_string(const char *p, const char *end)
-{
-	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
-	}
-	return NULL;
-}
-
-static const char *skip_value(const char *p, const char *end)
-{
-	int depth = 0;
-	if (p < end && *p == '"')
-		return skip_string(p, end);
-	for (; p < end; p++) {
-		if (*p == '"') {
-			p = skip_string(p, end);
-			if (!p)
-				return NULL;
-			p--;
-		} else if (*p == '{' || *p == '[') {
-			depth++;
-		} else if (*p == '}' || *p == ']') {
-			if (depth == 0)
-				return p;
-			if (--depth == 0)
-				return p + 1;
-		} else if (*p == ',' && depth == 0) {
-			return p;
-		}
-	}
-	return depth == 0 ? p : NULL;
-}
-
-/* Splits a JSON object text into members (key + raw value text), in text order. */
-static int doc_parse(const char *text, size_t len, const char *what, struct doc *d,
-		     struct pv_error *err)
-{
-	const char *p = text, *end = text + len;
-	cJSON *root = cJSON_ParseWithLength(text, len);
-	if (!root || !cJSON_IsObject(root)) {
-		cJSON_Delete(root);
-		return pv_error_set(err, -EINVAL, "%s: not a JSON object", what);
-	}
-	cJSON_Delete(root);
-	p = skip_ws(p, end) + 1; /* '{' */
-	for (;;) {
-		p = skip_ws(p, end);
-		if (p >= end || *p == '}')
-			break;
-		if (*p == ',') {
-			p++;
-			continue;
-		}
-		const char *ks = p, *ke = skip_string(p, end);
-		if (!ke)
-			return pv_error_set(err, -EINVAL, "%s: bad key", what);
-		char *kbuf = strndup(ks, (size_t)(ke - ks));
-		cJSON *kj = kbuf ? cJSON_Parse(kbuf) : NULL;
-		free(kbuf);
-		if (!kj || !cJSON_IsString(kj)) {
-			cJSON_Delete(kj);
-			return pv_error_set(err, -EINVAL, "%s: bad key", what);
-		}
-		p = skip_ws(ke, end);
-		if (p >= end || *p != ':') {
-			cJSON_Delete(kj);
-			return pv_error_set(err, -EINVAL, "%s: expected ':'", what);
-		}
-		p = skip_ws(p + 1, end);
-		const char *ve = skip_value(p, end);
-		if (!ve) {
-			cJSON_Delete(kj);
-			return pv_error_set(err, -EINVAL, "%s: bad value", what);
-		}
-		while (ve > p &&
-		       (ve[-1] == ' ' || ve[-1] == '\n' || ve[-1] == '\t' || ve[-1] == '\r'))
-			ve--;
-		struct member *nm = realloc(d->m, (d->n + 1) * sizeof(*nm));
-		if (!nm) {
-			cJSON_Delete(kj);
-			return -ENOMEM;
-		}
-		d->m = nm;
-		d->m[d->n].key = strdup(kj->valuestring);
-		d->m[d->n].raw = strndup(p, (size_t)(ve - p));
-		cJSON_Delete(kj);
-		if (!d->m[d->n].key || !d->m[d->n].raw)
-			return -ENOMEM;
-		d->n++;
-		p = ve;
-	}
-	return 0;
-}
-
-static int cmp_member(const void *a, const void *b)
-{
-	return strcmp(((const struct member *)a)->key, ((const struct member *)b)->key);
-}
-
-/* The merged state text: keys sorted, each value verbatim. */
-static char *doc_emit(struct doc *d)
-{
-	size_t cap = 16, len = 0;
-	qsort(d->m, d->n, sizeof(*d->m), cmp_member);
-	for (size_t i = 0; i < d->n; i++)
-		cap += strlen(d->m[i].key) * 6 + strlen(d->m[i].raw) + 16;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
-	len += (size_t)sprintf(out, "{");
-	for (size_t i = 0; i < d->n; i++) {
-		cJSON *k = cJSON_CreateString(d->m[i].key);
-		char *ks = k ? cJSON_PrintUnformatted(k) : NULL;
-		cJSON_Delete(k);
-		if (!ks) {
-			free(out);
-			return NULL;
-		}
-		len += (size_t)sprintf(out + len, "%s%s:%s", i ? "," : "", ks, d->m[i].raw);
-		free(ks);
-	}
-	sprintf(out + len, "}");
-	return out;
-}
-
-static void doc_remove_if(struct doc *d, bool (*pred)(const char *key, const void *arg),
-			  const void *arg)
-{
-	size_t w = 0;
-	for (size_t i = 0; i < d->n; i++) {
-		if (pred(d->m[i].key, arg)) {
-			free(d->m[i].key);
-			free(d->m[i].raw);
-		} else {
-			d->m[w++] = d->m[i];
-		}
-	}
-	d->n = w;
-}
 
 static bool has_prefix(const char *key, const void *arg)
 {
@@ -262,7 +88,7 @@ static int tx_save(struct tx *t, const char *status, struct pv_error *err)
 	return pv_file_write_atomic(p, buf, (size_t)n, 0644, err);
 }
 
-static int tx_read_state(struct tx *t, struct doc *d, struct pv_error *err)
+static int tx_read_state(struct tx *t, struct pv_jsondoc *d, struct pv_error *err)
 {
 	char p[PATH_MAX + 16], *text;
 	size_t len;
@@ -274,15 +100,15 @@ static int tx_read_state(struct tx *t, struct doc *d, struct pv_error *err)
 	rc = pv_file_read_all(p, MAX_JSON, &text, &len, err);
 	if (rc < 0)
 		return rc;
-	rc = doc_parse(text, len, p, d, err);
+	rc = pv_jsondoc_parse(text, len, p, d, err);
 	free(text);
 	return rc;
 }
 
-static int tx_write_state(struct tx *t, struct doc *d, struct pv_error *err)
+static int tx_write_state(struct tx *t, struct pv_jsondoc *d, struct pv_error *err)
 {
 	char p[PATH_MAX + 16];
-	char *text = doc_emit(d);
+	char *text = pv_jsondoc_emit(d);
 	if (!text)
 		return pv_error_set(err, -ENOMEM, "out of memory");
 	tx_path(t, "current.json", p, sizeof(p));
@@ -424,7 +250,7 @@ static int cmd_begin(struct tx *t, int argc, char **argv, struct pv_error *err)
 	size_t len = 0;
 	int rc;
 	struct stat st;
-	struct doc d = {0};
+	struct pv_jsondoc d = {0};
 	if (argc < 1)
 		return pv_error_set(err, -EINVAL, "usage: pvtx begin <empty|file|dir> <objdir>");
 	if (argc < 2)
@@ -451,7 +277,7 @@ static int cmd_begin(struct tx *t, int argc, char **argv, struct pv_error *err)
 	}
 	if (!text)
 		return -ENOMEM;
-	rc = doc_parse(text, len, argv[0], &d, err);
+	rc = pv_jsondoc_parse(text, len, argv[0], &d, err);
 	free(text);
 	if (rc == 0) {
 		if (!realpath(argv[1], t->objdir)) {
@@ -462,13 +288,13 @@ static int cmd_begin(struct tx *t, int argc, char **argv, struct pv_error *err)
 	}
 	if (rc == 0 && (rc = tx_save(t, "ACTIVE", err)) == 0)
 		rc = tx_write_state(t, &d, err);
-	doc_free(&d);
+	pv_jsondoc_free(&d);
 	return rc;
 }
 
 static int cmd_add(struct tx *t, const char *file, struct pv_error *err)
 {
-	struct doc cur = {0}, pkg = {0};
+	struct pv_jsondoc cur = {0}, pkg = {0};
 	char tmpl[] = "/tmp/pvtx-add.XXXXXX", path[PATH_MAX + 64], *text = NULL;
 	const char *src = file;
 	bool tmpdir = false;
@@ -519,7 +345,7 @@ static int cmd_add(struct tx *t, const char *file, struct pv_error *err)
 	} else if ((rc = pv_file_read_all(src, MAX_JSON, &text, &len, err)) < 0) {
 		goto out;
 	}
-	if ((rc = doc_parse(text, len, file, &pkg, err)) < 0)
+	if ((rc = pv_jsondoc_parse(text, len, file, &pkg, err)) < 0)
 		goto out;
 	/* upstream's prefix rule: a package key replaces every key it is a prefix of; a signed
 	 * part (_sigs/<part>.json) replaces the whole part */
@@ -532,31 +358,25 @@ static int cmd_add(struct tx *t, const char *file, struct pv_error *err)
 					  k);
 			goto out;
 		}
-		doc_remove_if(&cur, has_prefix, k);
+		pv_jsondoc_remove_if(&cur, has_prefix, k);
 		if (!strncmp(k, "_sigs/", 6) && strlen(k) > 11 &&
 		    !strcmp(k + strlen(k) - 5, ".json")) {
 			char part[PATH_MAX];
 			snprintf(part, sizeof(part), "%.*s", (int)(strlen(k) - 11), k + 6);
-			doc_remove_if(&cur, in_part, part);
+			pv_jsondoc_remove_if(&cur, in_part, part);
 		}
 	}
 	for (size_t i = 0; i < pkg.n; i++) {
 		if (!strcmp(pkg.m[i].key, "#spec"))
 			continue;
-		struct member *nm = realloc(cur.m, (cur.n + 1) * sizeof(*nm));
-		if (!nm) {
-			rc = -ENOMEM;
+		if ((rc = pv_jsondoc_take(&cur, &pkg.m[i])) < 0)
 			goto out;
-		}
-		cur.m = nm;
-		cur.m[cur.n++] = pkg.m[i];
-		pkg.m[i].key = pkg.m[i].raw = NULL;
 	}
 	rc = tx_write_state(t, &cur, err);
 out:
 	free(text);
-	doc_free(&cur);
-	doc_free(&pkg);
+	pv_jsondoc_free(&cur);
+	pv_jsondoc_free(&pkg);
 	if (tmpdir)
 		pv_remove_tree(tmpl);
 	return rc;
@@ -564,17 +384,17 @@ out:
 
 static int cmd_remove(struct tx *t, const char *part, struct pv_error *err)
 {
-	struct doc cur = {0};
+	struct pv_jsondoc cur = {0};
 	int rc = tx_read_state(t, &cur, err);
 	if (rc == 0) {
 		size_t before = cur.n;
-		doc_remove_if(&cur, in_part, part);
+		pv_jsondoc_remove_if(&cur, in_part, part);
 		if (cur.n == before)
 			rc = pv_error_set(err, -ENOENT, "part \"%s\" is not in the state", part);
 		else
 			rc = tx_write_state(t, &cur, err);
 	}
-	doc_free(&cur);
+	pv_jsondoc_free(&cur);
 	return rc;
 }
 
@@ -590,7 +410,7 @@ static int link_or_copy(const char *src, const char *dst, bool copy, struct pv_e
 /* Writes the revision into <dir>.tmp, then swaps it in: old dir -> <dir>.bak -> removed. */
 static int deploy(struct tx *t, const char *dir, struct pv_error *err)
 {
-	struct doc cur = {0};
+	struct pv_jsondoc cur = {0};
 	char tmp[PATH_MAX], bak[PATH_MAX], p[PATH_MAX * 2], src[PATH_MAX + 80], sha[65];
 	char *text = NULL;
 	int rc = tx_read_state(t, &cur, err);
@@ -636,18 +456,18 @@ static int deploy(struct tx *t, const char *dir, struct pv_error *err)
 	}
 	if (rc < 0)
 		goto out;
-	if (!(text = doc_emit(&cur))) {
+	if (!(text = pv_jsondoc_emit(&cur))) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	snprintf(p, sizeof(p), "%s/.pvr/json", tmp);
 	if ((rc = pv_file_write_atomic(p, text, strlen(text), 0644, err)) < 0)
 		goto out;
-	cJSON *cfg = cJSON_CreateObject();
-	char *cfgs = cfg && cJSON_AddStringToObject(cfg, "ObjectsDir", t->objdir)
-			 ? cJSON_PrintUnformatted(cfg)
+	struct pv_jsondoc cfg = {0};
+	char *cfgs = pv_jsondoc_add_string(&cfg, "ObjectsDir", t->objdir) == 0
+			 ? pv_jsondoc_emit(&cfg)
 			 : NULL;
-	cJSON_Delete(cfg);
+	pv_jsondoc_free(&cfg);
 	snprintf(p, sizeof(p), "%s/.pvr/config", tmp);
 	rc = cfgs ? pv_file_write_atomic(p, cfgs, strlen(cfgs), 0644, err) : -ENOMEM;
 	free(cfgs);
@@ -679,7 +499,7 @@ out:
 	if (rc < 0)
 		pv_remove_tree(tmp);
 	free(text);
-	doc_free(&cur);
+	pv_jsondoc_free(&cur);
 	return rc;
 }
 
@@ -694,12 +514,12 @@ static int cmd_deploy(struct tx *t, const char *dir, struct pv_error *err)
 static int cmd_commit(struct tx *t, const char *name, struct pv_error *err)
 {
 	char rev[256], storage[PATH_MAX], dir[PATH_MAX + 300], text_sha[65];
-	struct doc cur = {0};
+	struct pv_jsondoc cur = {0};
 	int rc = tx_read_state(t, &cur, err);
 	if (rc < 0)
 		return rc;
-	char *text = doc_emit(&cur);
-	doc_free(&cur);
+	char *text = pv_jsondoc_emit(&cur);
+	pv_jsondoc_free(&cur);
 	if (!text)
 		return -ENOMEM;
 	pv_sha256_buf(text, strlen(text), text_sha);

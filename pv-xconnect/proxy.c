@@ -63,6 +63,8 @@ struct dir {
 	/* message mode buffer */
 	char *buf;
 	size_t len, off;
+	size_t last_read; /* bytes the last recvmsg returned (before any filter) */
+	char *fbuf;	  /* the filter's output, swapped with buf */
 	int fds[MAX_FDS];
 	size_t nfds;
 	bool have_cred;
@@ -76,6 +78,9 @@ struct pvx_proxy {
 	pvx_proxy_close_cb cb;
 	void *opaque;
 	struct pvx_proxy_stats st;
+	pvx_proxy_filter_fn filter; /* sees every byte before it goes on; NULL: none */
+	void *filter_opaque;
+	size_t filter_extra;
 	int open_handles;
 	bool closing;
 };
@@ -106,6 +111,7 @@ static void handle_closed(uv_handle_t *h)
 				close(p->d[i].pipe[1]);
 			drop_fds(&p->d[i]);
 			free(p->d[i].buf);
+			free(p->d[i].fbuf);
 		}
 		free(p);
 	}
@@ -125,6 +131,13 @@ static void shutdown_all(struct pvx_proxy *p, bool notify)
 void pvx_proxy_close(struct pvx_proxy *p)
 {
 	shutdown_all(p, false);
+}
+
+void pvx_proxy_set_filter(struct pvx_proxy *p, pvx_proxy_filter_fn fn, void *opaque, size_t extra)
+{
+	p->filter = fn;
+	p->filter_opaque = opaque;
+	p->filter_extra = extra;
 }
 
 void pvx_proxy_get_stats(const struct pvx_proxy *p, struct pvx_proxy_stats *st)
@@ -196,7 +209,7 @@ static int flush_msg(struct pvx_proxy *p, struct dir *d, int di)
 /* Reads one message with its ancillary data into the buffer. <0 fatal, 0 blocked/eof, 1 got. */
 static int read_msg(struct pvx_proxy *p, struct dir *d, int di)
 {
-	if (!d->buf && !(d->buf = malloc(MSG_BUF)))
+	if (!d->buf && !(d->buf = malloc(MSG_BUF + p->filter_extra)))
 		return -ENOMEM;
 	struct iovec iov = {.iov_base = d->buf, .iov_len = MSG_BUF};
 	union {
@@ -234,6 +247,21 @@ static int read_msg(struct pvx_proxy *p, struct dir *d, int di)
 		d->eof = true;
 		drop_fds(d);
 		return 0;
+	}
+	d->last_read = (size_t)n;
+	if (p->filter) {
+		/* what goes on is what the filter says; fds wait in d->fds for the next byte
+		 * that leaves when it forwards nothing now */
+		size_t out = 0;
+		if (!d->fbuf && !(d->fbuf = malloc(MSG_BUF + p->filter_extra)))
+			return -ENOMEM;
+		int r = p->filter(p->filter_opaque, di, d->buf, (size_t)n, d->fbuf, &out);
+		if (r < 0)
+			return r;
+		char *t = d->buf;
+		d->buf = d->fbuf;
+		d->fbuf = t;
+		n = (ssize_t)out;
 	}
 	d->len = (size_t)n;
 	d->off = 0;
@@ -355,9 +383,9 @@ static int pump(struct pvx_proxy *p, int di)
 			/* A full buffer: more is likely queued, a stream: splice from now on. A
 			 * short read took what was there: nothing to read until the next wake-up
 			 * (level-triggered poll), so no EAGAIN round trip. */
-			if (d->len == MSG_BUF)
+			if (d->last_read == MSG_BUF && !p->filter)
 				d->bulk = true;
-			else
+			else if (d->last_read < MSG_BUF)
 				d->drained = true;
 			continue;
 		}

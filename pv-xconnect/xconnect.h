@@ -137,6 +137,12 @@ int pvx_proxy_start(uv_loop_t *loop, int a, int b, pvx_proxy_close_cb cb, void *
 		    struct pvx_proxy **out);
 /* Closes both sides now (teardown); close_cb is not called. */
 void pvx_proxy_close(struct pvx_proxy *p);
+/* Every byte read in direction dir (0: a -> b, 1: b -> a) goes through fn before it is
+ * forwarded: fn writes what to forward to out (room: len + extra) and sets *out_len; <0 closes
+ * the connection. Bulk splicing is off while a filter is set. Set it right after start. */
+typedef int (*pvx_proxy_filter_fn)(void *opaque, int dir, const char *in, size_t len, char *out,
+				   size_t *out_len);
+void pvx_proxy_set_filter(struct pvx_proxy *p, pvx_proxy_filter_fn fn, void *opaque, size_t extra);
 void pvx_proxy_get_stats(const struct pvx_proxy *p, struct pvx_proxy_stats *st);
 
 /* Pipe capacity asked for per direction (F_SETPIPE_SZ); also the per-direction memory cap. */

@@ -2,6 +2,7 @@
  * emitted/parsed with upstream's member names, and diffed by (consumer, name, target). */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ void pv_link_free(struct pv_link *l)
 	free(l->mode);
 	free(l->owner);
 	free(l->socket_mode);
+	free(l->hide_globals);
 	free(l->error);
 	memset(l, 0, sizeof(*l));
 }
@@ -63,6 +65,7 @@ int pv_link_copy(struct pv_link *dst, const struct pv_link *src)
 	dst->mode = dup_or_null(src->mode, &oom);
 	dst->owner = dup_or_null(src->owner, &oom);
 	dst->socket_mode = dup_or_null(src->socket_mode, &oom);
+	dst->hide_globals = dup_or_null(src->hide_globals, &oom);
 	dst->state = src->state;
 	dst->error = dup_or_null(src->error, &oom);
 	if (oom) {
@@ -121,7 +124,7 @@ bool pv_link_equal(const struct pv_link *a, const struct pv_link *b)
 	       a->provider_pid == b->provider_pid && str_eq(a->role, b->role) &&
 	       str_eq(a->interface, b->interface) && str_eq(a->socket, b->socket) &&
 	       str_eq(a->mode, b->mode) && str_eq(a->owner, b->owner) &&
-	       str_eq(a->socket_mode, b->socket_mode);
+	       str_eq(a->socket_mode, b->socket_mode) && str_eq(a->hide_globals, b->hide_globals);
 }
 
 /* ---- build ---- */
@@ -168,6 +171,7 @@ static int add_link(struct pv_graph *g, size_t *cap, const struct pv_service_req
 	l.mode = dup_or_null(req->mode ? req->mode : export_mode, &oom);
 	l.owner = dup_or_null(req->owner, &oom);
 	l.socket_mode = dup_or_null(req->socket_mode, &oom);
+	l.hide_globals = dup_or_null(req->hide_globals, &oom);
 	if (oom) {
 		pv_link_free(&l);
 		return -ENOMEM;
@@ -235,6 +239,56 @@ static bool add_str_or_null(cJSON *o, const char *k, const char *v)
 	return v ? cJSON_AddStringToObject(o, k, v) != NULL : cJSON_AddNullToObject(o, k) != NULL;
 }
 
+/* "a,b" -> member k: ["a","b"] */
+static bool add_names(cJSON *o, const char *k, const char *joined)
+{
+	cJSON *a = cJSON_AddArrayToObject(o, k);
+	for (const char *p = joined; a && *p;) {
+		size_t n = strcspn(p, ",");
+		char name[129];
+		snprintf(name, sizeof(name), "%.*s", (int)(n < 128 ? n : 128), p);
+		cJSON *s = cJSON_CreateString(name);
+		if (!s)
+			return false;
+		cJSON_AddItemToArray(a, s);
+		p += n + (p[n] == ',');
+	}
+	return a != NULL;
+}
+
+int pv_graph_hide_globals_from_json(const cJSON *v, char **out, const char **bad)
+{
+	*out = NULL;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+	if (n < 1 || n > 64) {
+		*bad = "must be an array of 1 to 64 interface names";
+		return -EINVAL;
+	}
+	char *s = calloc((size_t)n, 130);
+	if (!s)
+		return -ENOMEM;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, v)
+	{
+		const char *name = cJSON_IsString(e) ? e->valuestring : NULL;
+		size_t len = name ? strlen(name) : 0;
+		if (!len || len > 128 ||
+		    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "0123456789_") != len) {
+			free(s);
+			*bad = "an interface name is empty, too long or not [A-Za-z0-9_]";
+			return -EINVAL;
+		}
+		if (*s)
+			strcat(s, ",");
+		strcat(s, name);
+	}
+	*out = s;
+	return 0;
+}
+
 static cJSON *link_to_json(const struct pv_link *l, bool with_status)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -254,6 +308,8 @@ static cJSON *link_to_json(const struct pv_link *l, bool with_status)
 		ok = cJSON_AddStringToObject(o, "owner", l->owner) != NULL;
 	if (ok && l->socket_mode)
 		ok = cJSON_AddStringToObject(o, "socket_mode", l->socket_mode) != NULL;
+	if (ok && l->hide_globals)
+		ok = add_names(o, "hide_globals", l->hide_globals);
 	/* A status nobody reported yet is left out rather than guessed. */
 	if (ok && with_status && l->state != PV_LINK_UNKNOWN) {
 		ok = cJSON_AddStringToObject(o, "state", pv_link_state_str(l->state)) != NULL;
@@ -399,6 +455,18 @@ int pv_graph_from_cjson(const cJSON *a, struct pv_graph *out, struct pv_error *e
 		    (r = get_str(o, i, "socket_mode", false, NULL, &l->socket_mode, err)) ||
 		    (r = get_str(o, i, "error", false, NULL, &l->error, err)))
 			break;
+		const char *why = NULL;
+		r = pv_graph_hide_globals_from_json(
+		    cJSON_GetObjectItemCaseSensitive(o, "hide_globals"), &l->hide_globals, &why);
+		if (r == -ENOMEM) {
+			r = pv_error_set(err, -ENOMEM, "graph: out of memory");
+			break;
+		}
+		if (r < 0) {
+			r = pv_error_set(err, -EINVAL, "graph: links[%zu].hide_globals: %s", i,
+					 why);
+			break;
+		}
 		if (l->owner && !pv_graph_owner_valid(l->owner)) {
 			r = pv_error_set(err, -EINVAL,
 					 "graph: links[%zu].owner: \"%s\" is not UID or UID:GID", i,

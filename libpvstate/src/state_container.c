@@ -20,6 +20,7 @@ static void req_free(struct pv_service_req *r)
 	free(r->mode);
 	free(r->owner);
 	free(r->socket_mode);
+	free(r->hide_globals);
 }
 
 void pv_st_container_free(struct pv_container *ct)
@@ -227,6 +228,14 @@ static int parse_reqs(struct pv_sctx *c, const char *key, const cJSON *arr, cons
 		else if (r->socket_mode && !pv_graph_socket_mode_valid(r->socket_mode))
 			rc = pv_st_fail(c, key, ff, "\"%s\" is not an octal mode of at most 0777",
 					r->socket_mode);
+		snprintf(ff, sizeof(ff), "%s.hide_globals", ef);
+		const char *why = NULL;
+		int hr =
+		    pv_graph_hide_globals_from_json(GET(e, "hide_globals"), &r->hide_globals, &why);
+		if (hr == -ENOMEM)
+			rc = -ENOMEM;
+		else if (hr < 0)
+			rc = pv_st_fail(c, key, ff, "%s", why);
 	}
 	return rc ? -EINVAL : 0;
 }

@@ -1,16 +1,21 @@
 /* plugins/wayland.c: the `wayland` link type. A mediated socket at the
  * consumer's target (WAYLAND_DISPLAY-style name); each client connection is
  * proxied to the compositor by proxy.c, which moves SCM_RIGHTS fds (shm pools,
- * dmabufs, keymaps) with the bytes that carried them. */
+ * dmabufs, keymaps) with the bytes that carried them. A link with
+ * hide_globals reads every message through wlfilter.c: the consumer never sees
+ * those globals and is cut off if it binds one anyway. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "plugins/plugin.h"
+#include "wlfilter.h"
 
 struct wconn {
 	struct pvx_proxy *proxy;
+	struct pvx_wlfilter *filter; /* NULL without hide_globals */
 	struct wconn *prev, *next;
 	struct wlink *w;
 };
@@ -40,8 +45,40 @@ static void conn_closed(struct pvx_proxy *p, void *opaque)
 {
 	(void)p;
 	struct wconn *c = opaque;
+	if (c->filter && pvx_wlfilter_hidden(c->filter))
+		pvx_log(PVX_DEBUG, "link %s/%s: a client closed; %zu globals were hidden from it",
+			c->w->l->spec.consumer, c->w->l->spec.name, pvx_wlfilter_hidden(c->filter));
 	conn_unlink(c);
+	pvx_wlfilter_free(c->filter);
 	free(c);
+}
+
+static int filter_cb(void *opaque, int dir, const char *in, size_t len, char *out, size_t *out_len)
+{
+	struct wconn *c = opaque;
+	int r = pvx_wlfilter_feed(c->filter, dir, in, len, out, out_len);
+	if (r < 0)
+		pvx_log(PVX_WARN, "link %s/%s: client cut off: %s", c->w->l->spec.consumer,
+			c->w->l->spec.name,
+			r == -EPROTO ? "malformed message or a bind of a hidden global"
+				     : strerror(-r));
+	return r;
+}
+
+/* The link's hide_globals ("a,b") as a filter; NULL (no filter) when it has none. */
+static int make_filter(const struct wlink *w, struct pvx_wlfilter **out)
+{
+	*out = NULL;
+	const char *s = w->l->spec.hide_globals;
+	if (!s || !*s)
+		return 0;
+	char buf[64 * 130], *names[64], *save = NULL;
+	size_t n = 0;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *t = strtok_r(buf, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
+		names[n++] = t;
+	*out = pvx_wlfilter_new((const char *const *)names, n);
+	return *out ? 0 : -ENOMEM;
 }
 
 static void on_accept(void *opaque, int cfd)
@@ -66,10 +103,19 @@ static void on_accept(void *opaque, int cfd)
 		return;
 	}
 	c->w = w;
-	if (pvx_proxy_start(w->l->loop, cfd, pfd, conn_closed, c, &c->proxy) < 0) {
+	if (make_filter(w, &c->filter) < 0) {
+		close(cfd);
+		close(pfd);
 		free(c);
 		return;
 	}
+	if (pvx_proxy_start(w->l->loop, cfd, pfd, conn_closed, c, &c->proxy) < 0) {
+		pvx_wlfilter_free(c->filter);
+		free(c);
+		return;
+	}
+	if (c->filter)
+		pvx_proxy_set_filter(c->proxy, filter_cb, c, PVX_WL_MAX_MSG);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -123,6 +169,7 @@ static void wayland_remove(struct pvx_link *l)
 		struct wconn *c = w->conns;
 		conn_unlink(c);
 		pvx_proxy_close(c->proxy);
+		pvx_wlfilter_free(c->filter);
 		free(c);
 	}
 	if (w->provider >= 0)

@@ -58,13 +58,15 @@ def run_client(cons, target, frames, timeout=60):
          str(frames), "--once"], capture_output=True, text=True, timeout=timeout)
 
 
-def link_weston(env, target_rel="/run/wayland-0"):
+def link_weston(env, target_rel="/run/wayland-0", hide=None):
     prov, sock = start_weston(env)
     cons = env.ns("cons")
     target = cons.root + target_rel
     env.start_daemon()
-    env.engine.push([link("cons", cons.pid, "prov", prov.pid, "wayland-0", target, sock,
-                          type_="wayland")])
+    l = link("cons", cons.pid, "prov", prov.pid, "wayland-0", target, sock, type_="wayland")
+    if hide:
+        l["hide_globals"] = hide
+    env.engine.push([l])
     assert env.engine.wait_state("cons", "wayland-0", "up", 10), env.daemon_log()[-2000:]
     return prov, cons, sock, target
 
@@ -138,6 +140,34 @@ def test_upstream_client_sees_compositor_globals(env):
     assert r.returncode == 0, r.stdout + r.stderr
     for iface in ("'wl_compositor'", "'wl_shm'", "'xdg_wm_base'", "'wl_output'"):
         assert iface in r.stdout, r.stdout
+
+
+def weston_info(cons, target):
+    r = subprocess.run(["nsenter", "-t", str(cons.pid), "-m", "env", "WAYLAND_DISPLAY=" + target,
+                        "weston-info"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_hidden_globals_are_not_seen_and_clients_still_draw(env):
+    """hide_globals on the link: an upstream client listing every global does not see
+    wl_output or weston_screenshooter (a screen-grabbing global), sees the rest; our client still presents frames through the filter
+    (every message is parsed, fds still cross)."""
+    if not shutil.which("weston-info"):
+        pytest.skip("weston-info not installed")
+    prov, cons, sock, target = link_weston(env, hide=["wl_output", "weston_screenshooter"])
+    out = weston_info(cons, target)
+    for iface in ("'wl_compositor'", "'wl_shm'", "'xdg_wm_base'"):
+        assert iface in out, out
+    for iface in ("'wl_output'", "'weston_screenshooter'"):
+        assert iface not in out, out
+    r = run_client(cons, target, 30)
+    assert r.returncode == 0 and "presented 30" in r.stdout, r.stdout + r.stderr
+    # and straight at the compositor they are there: the filter hid them, not weston
+    direct = subprocess.run(["nsenter", "-t", str(prov.pid), "-m", "env",
+                             "WAYLAND_DISPLAY=" + sock, "weston-info"],
+                            capture_output=True, text=True, timeout=30).stdout
+    assert "'wl_output'" in direct and "'weston_screenshooter'" in direct, direct
 
 
 def test_compositor_restart_relinks_and_client_redraws(env):

@@ -73,6 +73,7 @@ struct pv_service_req {
 	 * mode ("0660"); NULL = the consumer's root and 0660 (pv-xconnect's defaults) */
 	char *owner;
 	char *socket_mode;
+	char *hide_globals; /* wayland: "name,name" of globals hidden from the consumer, or NULL */
 	bool optional;
 };
 

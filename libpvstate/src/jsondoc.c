@@ -97,7 +97,8 @@ static int cmp_member(const void *a, const void *b)
 
 char *pv_jsondoc_emit(struct pv_jsondoc *d)
 {
-	qsort(d->m, d->n, sizeof(*d->m), cmp_member);
+	if (d->n > 1) /* an empty doc has no array: qsort must not see NULL */
+		qsort(d->m, d->n, sizeof(*d->m), cmp_member);
 	size_t cap = 3, len = 0;
 	for (size_t i = 0; i < d->n; i++)
 		cap += strlen(d->m[i].key) * 6 + 3 + strlen(d->m[i].raw) + 1;

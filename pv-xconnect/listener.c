@@ -51,6 +51,7 @@ static void link_owner(const struct pvx_link *l, struct pvx_owner *own)
 	own->uid = 0;
 	own->gid = 0;
 	own->mode = 0660;
+	own->passcred = pvx_link_passes_credentials(l);
 	if (l->spec.owner) {
 		unsigned long u = 0, g = 0;
 		char *e;

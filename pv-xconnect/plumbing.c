@@ -423,8 +423,12 @@ static int listen_do(struct listen_arg *a, struct ns_result *r)
 	}
 	const char *tmp = sa.sun_path;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
+	int on = 1;
+	if (fd < 0 ||
+	    (a->own.passcred && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0)) {
 		res_fail(r, -errno, "socket: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	/* bind relative to the verified directory: no path lookup outside dirfd. The umask gives
@@ -1094,7 +1098,7 @@ int pvx_plumb_open_in_root(pid_t pid, const char *path, int *fd, struct pv_error
 	return 0;
 }
 
-int pvx_plumb_connect_at(int pathfd, int *fd)
+static int connect_at(int pathfd, bool passcred, int *fd)
 {
 	/* connect() through the O_PATH fd's /proc/self/fd link reaches exactly the inode we
 	 * resolved safely, without a second path walk in the provider's tree. */
@@ -1103,6 +1107,12 @@ int pvx_plumb_connect_at(int pathfd, int *fd)
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -errno;
+	int on = 1;
+	if (passcred && setsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		int rc = -errno;
+		close(s);
+		return rc;
+	}
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int rc = -errno;
 		close(s);
@@ -1110,6 +1120,11 @@ int pvx_plumb_connect_at(int pathfd, int *fd)
 	}
 	*fd = s;
 	return 0;
+}
+
+int pvx_plumb_connect_at(int pathfd, int *fd)
+{
+	return connect_at(pathfd, false, fd);
 }
 
 int pvx_plumb_connect(pid_t pid, const char *path, int *fd, struct pv_error *err)
@@ -1125,7 +1140,7 @@ int pvx_plumb_connect(pid_t pid, const char *path, int *fd, struct pv_error *err
 	return 0;
 }
 
-int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd)
+static int connect_cached(int *cache, pid_t pid, const char *path, bool passcred, int *fd)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (*cache < 0) {
@@ -1133,7 +1148,7 @@ int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd)
 			if (rc < 0)
 				return rc;
 		}
-		int rc = pvx_plumb_connect_at(*cache, fd);
+		int rc = connect_at(*cache, passcred, fd);
 		if (rc == 0 || (rc != -ECONNREFUSED && rc != -ENOENT))
 			return rc;
 		/* the provider re-created its socket: the cached inode is dead, resolve again */
@@ -1141,4 +1156,14 @@ int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd)
 		*cache = -1;
 	}
 	return -ECONNREFUSED;
+}
+
+int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd)
+{
+	return connect_cached(cache, pid, path, false, fd);
+}
+
+int pvx_plumb_connect_cached_cred(int *cache, pid_t pid, const char *path, int *fd)
+{
+	return connect_cached(cache, pid, path, true, fd);
 }

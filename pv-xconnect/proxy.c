@@ -501,12 +501,6 @@ int pvx_proxy_start(uv_loop_t *loop, int a, int b, pvx_proxy_close_cb cb, void *
 		d->pipe_cap = PVX_PIPE_SIZE; /* until the pipe exists */
 		d->want_rd = true;
 	}
-	/* Credentials pass through: with SO_PASSCRED each read carries the sender's pid/uid/gid,
-	 * which flush_msg() hands on as explicit SCM_CREDENTIALS (we may: CAP_SYS_ADMIN and
-	 * CAP_SETUID), so a receiver asking for them sees the process at the other end, not us. */
-	int on = 1;
-	for (int i = 0; i < 2; i++)
-		setsockopt(p->s[i].fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		p->s[i].p = p;
 		p->s[i].poll.data = &p->s[i];

@@ -4,6 +4,7 @@
 #define PVX_XCONNECT_H
 
 #include <stdbool.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -63,10 +64,11 @@ struct pvx_owner {
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;
+	bool passcred; /* SO_PASSCRED on the listening socket (accepted ones inherit it) */
 };
 #define PVX_OWNER_DEFAULT                                                                          \
 	{                                                                                          \
-		0, 0, 0666                                                                         \
+		0, 0, 0666, false                                                                  \
 	}
 
 /* What was injected, so teardown removes exactly that and nothing a container put there later. */
@@ -104,6 +106,9 @@ int pvx_plumb_connect_at(int pathfd, int *fd);
 /* Connects through *cache (an O_PATH fd, opened on first use, re-resolved once when the
  * provider re-created its socket). -errno. */
 int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd);
+/* The same with SO_PASSCRED set before connect (what the provider sends at once carries its
+ * credentials too). */
+int pvx_plumb_connect_cached_cred(int *cache, pid_t pid, const char *path, int *fd);
 /* Device cgroup grant "c|b major:minor rwm" for the consumer (v1 devices.allow; see
  * docs/xconnect.md for v2). */
 int pvx_plumb_cgroup_allow(pid_t pid, char type, unsigned maj, unsigned min, struct pv_error *err);
@@ -140,6 +145,16 @@ void pvx_proxy_close(struct pvx_proxy *p);
 /* Every byte read in direction dir (0: a -> b, 1: b -> a) goes through fn before it is
  * forwarded: fn writes what to forward to out (room: len + extra) and sets *out_len; <0 closes
  * the connection. Bulk splicing is off while a filter is set. Set it right after start. */
+/* The link's export asked for SCM_CREDENTIALS passthrough ("credentials": "pass"): the
+ * listening socket and the provider connection get SO_PASSCRED before any byte can arrive, so
+ * every read carries its writer's pid/uid/gid and the proxy forwards them as explicit
+ * SCM_CREDENTIALS (CAP_SYS_ADMIN and CAP_SETUID let it). Not the default: a socket with
+ * SO_PASSCRED makes every message sent to it carry a credentials record, which cost +40 % round
+ * trip on this kernel (bench/xconnect/compare.py). */
+static inline bool pvx_link_passes_credentials(const struct pvx_link *l)
+{
+	return l->spec.credentials && !strcmp(l->spec.credentials, "pass");
+}
 typedef int (*pvx_proxy_filter_fn)(void *opaque, int dir, const char *in, size_t len, char *out,
 				   size_t *out_len);
 void pvx_proxy_set_filter(struct pvx_proxy *p, pvx_proxy_filter_fn fn, void *opaque, size_t extra);

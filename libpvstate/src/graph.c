@@ -44,6 +44,7 @@ void pv_link_free(struct pv_link *l)
 	free(l->owner);
 	free(l->socket_mode);
 	free(l->hide_globals);
+	free(l->credentials);
 	free(l->error);
 	memset(l, 0, sizeof(*l));
 }
@@ -66,6 +67,7 @@ int pv_link_copy(struct pv_link *dst, const struct pv_link *src)
 	dst->owner = dup_or_null(src->owner, &oom);
 	dst->socket_mode = dup_or_null(src->socket_mode, &oom);
 	dst->hide_globals = dup_or_null(src->hide_globals, &oom);
+	dst->credentials = dup_or_null(src->credentials, &oom);
 	dst->state = src->state;
 	dst->error = dup_or_null(src->error, &oom);
 	if (oom) {
@@ -124,7 +126,8 @@ bool pv_link_equal(const struct pv_link *a, const struct pv_link *b)
 	       a->provider_pid == b->provider_pid && str_eq(a->role, b->role) &&
 	       str_eq(a->interface, b->interface) && str_eq(a->socket, b->socket) &&
 	       str_eq(a->mode, b->mode) && str_eq(a->owner, b->owner) &&
-	       str_eq(a->socket_mode, b->socket_mode) && str_eq(a->hide_globals, b->hide_globals);
+	       str_eq(a->socket_mode, b->socket_mode) && str_eq(a->hide_globals, b->hide_globals) &&
+	       str_eq(a->credentials, b->credentials);
 }
 
 /* ---- build ---- */
@@ -152,12 +155,13 @@ static int graph_push(struct pv_graph *g, size_t *cap)
 
 static int add_link(struct pv_graph *g, size_t *cap, const struct pv_service_req *req,
 		    const char *consumer, int consumer_pid, const char *provider, int provider_pid,
-		    const char *type, const char *socket, const char *export_mode)
+		    const struct pv_service_export *ex)
 {
 	if (graph_push(g, cap) < 0)
 		return -ENOMEM;
 	struct pv_link l = {0};
 	bool oom = false;
+	const char *type = ex->type ? ex->type : "";
 	l.type = dup_or_null(type, &oom);
 	l.name = dup_or_null(req->name, &oom);
 	l.consumer = dup_or_null(consumer, &oom);
@@ -167,8 +171,9 @@ static int add_link(struct pv_graph *g, size_t *cap, const struct pv_service_req
 	l.role = dup_or_null(req->role ? req->role : "any", &oom);
 	l.interface = dup_or_null(req->interface ? req->interface : type, &oom);
 	l.target = dup_or_null(req->target, &oom);
-	l.socket = dup_or_null(socket, &oom);
-	l.mode = dup_or_null(req->mode ? req->mode : export_mode, &oom);
+	l.socket = dup_or_null(ex->socket, &oom);
+	l.mode = dup_or_null(req->mode ? req->mode : ex->mode, &oom);
+	l.credentials = dup_or_null(ex->credentials, &oom);
 	l.owner = dup_or_null(req->owner, &oom);
 	l.socket_mode = dup_or_null(req->socket_mode, &oom);
 	l.hide_globals = dup_or_null(req->hide_globals, &oom);
@@ -211,18 +216,19 @@ int pv_graph_build_opts(const struct pv_state *s, const struct pv_pid *pids, siz
 					if (!ex->name || strcmp(ex->name, req->name))
 						continue;
 					if (add_link(out, &cap, req, cons->name, cpid, prov->name,
-						     pid_of(pids, n_pids, prov->name),
-						     ex->type ? ex->type : "", ex->socket,
-						     ex->mode))
+						     pid_of(pids, n_pids, prov->name), ex))
 						goto oom;
 				}
 			}
 			/* The hosted bus only answers when no container provides the name (the
 			 * validator rejects states that shadow it anyway). */
+			const struct pv_service_export bus = {
+			    .type = (char *)"dbus",
+			    .socket = (char *)(opts ? opts->hosted_bus_socket : NULL)};
 			if (out->n_links == before && opts && opts->hosted_bus_socket &&
 			    !strcmp(req->name, "system-bus") &&
 			    add_link(out, &cap, req, cons->name, cpid, PV_GRAPH_PROVIDER_HOSTED, 0,
-				     "dbus", opts->hosted_bus_socket, NULL))
+				     &bus))
 				goto oom;
 		}
 	}
@@ -308,6 +314,8 @@ static cJSON *link_to_json(const struct pv_link *l, bool with_status)
 		ok = cJSON_AddStringToObject(o, "owner", l->owner) != NULL;
 	if (ok && l->socket_mode)
 		ok = cJSON_AddStringToObject(o, "socket_mode", l->socket_mode) != NULL;
+	if (ok && l->credentials)
+		ok = cJSON_AddStringToObject(o, "credentials", l->credentials) != NULL;
 	if (ok && l->hide_globals)
 		ok = add_names(o, "hide_globals", l->hide_globals);
 	/* A status nobody reported yet is left out rather than guessed. */
@@ -453,6 +461,7 @@ int pv_graph_from_cjson(const cJSON *a, struct pv_graph *out, struct pv_error *e
 		    (r = get_str(o, i, "mode", false, NULL, &l->mode, err)) ||
 		    (r = get_str(o, i, "owner", false, NULL, &l->owner, err)) ||
 		    (r = get_str(o, i, "socket_mode", false, NULL, &l->socket_mode, err)) ||
+		    (r = get_str(o, i, "credentials", false, NULL, &l->credentials, err)) ||
 		    (r = get_str(o, i, "error", false, NULL, &l->error, err)))
 			break;
 		const char *why = NULL;
@@ -465,6 +474,12 @@ int pv_graph_from_cjson(const cJSON *a, struct pv_graph *out, struct pv_error *e
 		if (r < 0) {
 			r = pv_error_set(err, -EINVAL, "graph: links[%zu].hide_globals: %s", i,
 					 why);
+			break;
+		}
+		if (l->credentials && strcmp(l->credentials, "pass")) {
+			r = pv_error_set(err, -EINVAL,
+					 "graph: links[%zu].credentials: \"%s\" is not \"pass\"", i,
+					 l->credentials);
 			break;
 		}
 		if (l->owner && !pv_graph_owner_valid(l->owner)) {

@@ -47,6 +47,7 @@ void pv_st_container_free(struct pv_container *ct)
 		free(ct->exports[i].type);
 		free(ct->exports[i].socket);
 		free(ct->exports[i].mode);
+		free(ct->exports[i].credentials);
 	}
 	free(ct->exports);
 	free(ct->network.mode);

@@ -70,6 +70,12 @@ int pv_st_services(struct pv_sctx *c, const char *key, const cJSON *val, struct 
 			rc = -EINVAL;
 		else
 			rc |= pv_st_str(c, key, ff, GET(e, "mode"), &x->mode);
+		static const char *const creds[] = {"pass", NULL};
+		snprintf(ff, sizeof(ff), "%s.credentials", f);
+		if (pv_st_enum(c, key, ff, GET(e, "credentials"), creds, &t) < 0)
+			rc = -EINVAL;
+		else
+			rc |= pv_st_str(c, key, ff, GET(e, "credentials"), &x->credentials);
 	}
 	return rc ? -EINVAL : 0;
 }

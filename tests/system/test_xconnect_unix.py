@@ -26,15 +26,16 @@ def env():
         e.close()
 
 
-def setup_link(env, mode=None, target_rel="/run/svc/echo.sock", delay=None):
+def setup_link(env, mode=None, target_rel="/run/svc/echo.sock", delay=None, **extra):
     prov, sock = env.provider("prov", extra=[str(delay)] if delay else ())
     if delay is None:
         assert wait_for(lambda: os.path.exists(prov.path(sock)))
     cons = env.ns("cons")
     target = cons.root + target_rel
     env.start_daemon()
-    t0 = env.engine.push([link("cons", cons.pid, "prov", prov.pid, "echo", target, sock,
-                               mode=mode)])
+    l = link("cons", cons.pid, "prov", prov.pid, "echo", target, sock, mode=mode)
+    l.update(extra)
+    t0 = env.engine.push([l])
     return prov, cons, target, t0
 
 
@@ -383,11 +384,25 @@ def test_fd_messages_interleaved_with_bulk(env):
     s.close()
 
 
-def test_credentials_pass_through_both_ways(env):
-    """SCM_CREDENTIALS cross a mediated link: a provider that asks for them (SO_PASSCRED) sees
-    the process that wrote each message (here a child of the consumer that changed its uid/gid
-    after connecting), not pv-xconnect; and the consumer sees the provider's process."""
+def test_credentials_not_passed_by_default(env):
+    """Without "credentials": "pass" on the export a provider asking for SCM_CREDENTIALS sees
+    pv-xconnect (the proxy's sockets have no SO_PASSCRED: the fast default)."""
     prov, cons, target, _ = setup_link(env)
+    assert wait_for(lambda: os.path.exists(cons.path(target)))
+    s = connect(cons.path(target))
+    s.sendall(b"passcred\n")
+    assert recv_until(s) == b"ok\n"
+    s.sendall(b"whosent\n")
+    assert recv_until(s) == b"cred:%d 0 0\n" % env.daemon.pid
+    s.close()
+
+
+def test_credentials_pass_through_both_ways(env):
+    """"credentials": "pass": SCM_CREDENTIALS cross a mediated link: a provider that asks for
+    them (SO_PASSCRED) sees the process that wrote each message (here a child of the consumer
+    that changed its uid/gid after connecting), not pv-xconnect; and the consumer sees the
+    provider's process."""
+    prov, cons, target, _ = setup_link(env, credentials="pass")
     assert wait_for(lambda: os.path.exists(cons.path(target)))
     s = connect(cons.path(target))
     s.sendall(b"passcred\n")

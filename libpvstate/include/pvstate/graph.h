@@ -32,6 +32,9 @@ struct pv_link {
 	/* wayland: interface names whose globals the consumer never sees, comma-separated (our
 	 * extension; in JSON an array of names, emitted only if set). NULL: none hidden. */
 	char *hide_globals;
+	/* "pass" (from the export, our extension, emitted only if set): SCM_CREDENTIALS of each
+	 * message cross a mediated unix link; NULL: receivers see pv-xconnect's */
+	char *credentials;
 	/* live status, filled by pv-xconnect; emitted only when state != PV_LINK_UNKNOWN */
 	enum pv_link_state state;
 	char *error;

@@ -83,6 +83,9 @@ struct pv_service_export {
 	char *type;
 	char *socket;
 	char *mode; /* "direct" | "mediated" | NULL */
+	/* "pass": per-message SCM_CREDENTIALS cross a mediated unix link (ours; costs every
+	 * message a credentials record); NULL: the receiver sees pv-xconnect's */
+	char *credentials;
 };
 
 struct pv_storage_vol {

@@ -376,7 +376,7 @@ int pvex_client_loop(const struct pvex_cli *cli, pvex_exchange_fn exchange, void
 
 	while (!pvex_stopping() && (cli->count == 0 || done < cli->count)) {
 		if (fd < 0) {
-			fd = pvex_unix_connect_retry(cli->target, 500);
+			fd = pvex_unix_connect_retry(cli->target, 100);
 			if (fd == -EINTR)
 				break;
 			if (fd < 0) {

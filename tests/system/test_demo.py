@@ -90,14 +90,17 @@ def run_demo(tag, d, *args, timeout=300):
     return p.returncode, out
 
 
-def run_demo_until(tag, d, done, *args, timeout=240):
-    """The demo without --once: once it is running (its hints printed), waits until done()
-    holds, then Ctrl-C (SIGINT to its process group, as a terminal does). (rc, output, done
-    held)."""
+def run_demo_until(tag, d, done, *args, timeout=240, sigint_ignored=False):
+    """The demo without --once: once it is running (its hints printed), calls done(output so
+    far) until it returns true (it may assert), then Ctrl-C: SIGINT to the demo's process
+    group, as a terminal sends it. sigint_ignored: started with SIGINT ignored, as a background
+    job of a script is. Returns (rc, output, whether done held while the demo ran)."""
     env = dict(os.environ, TMPDIR=d, PVTEST_ID=tag)
     p = subprocess.Popen([DEMO, "--bin", BIN] + list(args), env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+                         start_new_session=True,
+                         preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                         if sigint_ignored else None)
     out, held = b"", False
     try:
         deadline = time.time() + timeout
@@ -106,7 +109,9 @@ def run_demo_until(tag, d, done, *args, timeout=240):
             r, _, _ = select.select([p.stdout], [], [], 1)
             if r:
                 out += os.read(p.stdout.fileno(), 65536)
-        held = p.poll() is None and pvtest.wait_until(done, max(deadline - time.time(), 1), 0.2)
+        held = p.poll() is None and pvtest.wait_until(
+            lambda: done(out.decode(errors="replace")), max(deadline - time.time(), 1), 0.2)
+        held = held and p.poll() is None
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGINT)
         rest, _ = p.communicate(timeout=120)
@@ -245,7 +250,7 @@ def test_demo_add_your_own_container(tmp):
     # running (not --once: the demo proves its own stacks, not what you added), until your
     # container has logged an echo through its link
     rc, out, echoed = run_demo_until(
-        tag, d, lambda: re.search(r"echo: ping \d+", console_now(storage, "my-echo-client")),
+        tag, d, lambda _: re.search(r"echo: ping \d+", console_now(storage, "my-echo-client")),
         "--stack", "unix", "--add", tgz, "--storage", storage, "--timeout", "120")
     assert echoed, (out, console_now(storage, "my-echo-client"))
     assert rc == 130, out
@@ -336,21 +341,8 @@ def test_demo_keeps_running_and_its_hints_work_until_ctrl_c(tmp):
     ignored (as a background job of a script is)."""
     tag, d = tmp
     storage = os.path.join(d, "storage")
-    env = dict(os.environ, TMPDIR=d, PVTEST_ID=tag)
-    p = subprocess.Popen([DEMO, "--bin", BIN, "--stack", "unix", "--storage", storage],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    out = b""
-    try:
-        deadline = time.time() + 240
-        # the hints block ends with the line naming docs/EXAMPLES.md
-        while b"explains what to look for)" not in out and time.time() < deadline \
-                and p.poll() is None:
-            r, _, _ = select.select([p.stdout], [], [], 1)
-            if r:
-                out += os.read(p.stdout.fileno(), 65536)
-        text = out.decode(errors="replace")
+
+    def look_around(text):
         assert "Ctrl-C here stops everything" in text, text
         hints = [line.strip() for line in
                  text.split("Ctrl-C here stops everything")[1].splitlines()
@@ -371,15 +363,11 @@ def test_demo_keeps_running_and_its_hints_work_until_ctrl_c(tmp):
         assert os.path.exists(less_cmd.split()[-1])
         lxc = [os.path.join(d, e, "lxc") for e in os.listdir(d) if e.startswith("pvdemo-")]
         assert len(lxc) == 1 and sorted(pvtest.lxc_running(lxc[0])) == sorted(STACKS["unix"]), text
-        assert p.poll() is None, text
-        os.killpg(p.pid, signal.SIGINT)
-        rest, _ = p.communicate(timeout=120)
-        out += rest
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-    text = out.decode(errors="replace")
-    assert p.returncode == 130, text
+        return True
+
+    rc, text, held = run_demo_until(tag, d, look_around, "--stack", "unix", "--storage", storage,
+                                    sigint_ignored=True)
+    assert held, text
+    assert rc == 130, text
     assert "exited by itself" not in text, text
     assert_nothing_left(tag, d, text)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_int.h"
 #include "pvstate/graph.h"
 #include "state_int.h"
 

@@ -77,10 +77,6 @@ int pv_graph_parse(const char *json, size_t len, struct pv_graph *out, struct pv
 bool pv_graph_owner_valid(const char *s);
 /* A link's `socket_mode`: octal permission bits, at most 0777. */
 bool pv_graph_socket_mode_valid(const char *s);
-/* A hide_globals value from JSON: an array of interface names ([A-Za-z0-9_], 1-128 chars), 1 to
- * 64 of them, joined with ','. *out NULL for absent/null. 0, -EINVAL (*bad: why) or -ENOMEM. */
-struct cJSON;
-int pv_graph_hide_globals_from_json(const struct cJSON *v, char **out, const char **bad);
 
 const char *pv_link_state_str(enum pv_link_state s); /* "up", "pending", "error", "unknown" */
 /* Same (consumer, name, target) key. */

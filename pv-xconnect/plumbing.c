@@ -1140,7 +1140,7 @@ int pvx_plumb_connect(pid_t pid, const char *path, int *fd, struct pv_error *err
 	return 0;
 }
 
-static int connect_cached(int *cache, pid_t pid, const char *path, bool passcred, int *fd)
+int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, bool passcred, int *fd)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (*cache < 0) {
@@ -1156,14 +1156,4 @@ static int connect_cached(int *cache, pid_t pid, const char *path, bool passcred
 		*cache = -1;
 	}
 	return -ECONNREFUSED;
-}
-
-int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd)
-{
-	return connect_cached(cache, pid, path, false, fd);
-}
-
-int pvx_plumb_connect_cached_cred(int *cache, pid_t pid, const char *path, int *fd)
-{
-	return connect_cached(cache, pid, path, true, fd);
 }

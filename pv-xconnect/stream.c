@@ -424,9 +424,9 @@ static void on_accept(void *opaque, int cfd)
 	const struct pv_link *ls = &sl->l->spec;
 	const struct pvx_stream_ops *ops = sl->ops;
 	int pfd = -1;
-	int rc = ops->connect
-		     ? ops->connect(sl, &pfd)
-		     : pvx_plumb_connect_cached(&sl->provider, sl->provider_pid, ls->socket, &pfd);
+	int rc = ops->connect ? ops->connect(sl, &pfd)
+			      : pvx_plumb_connect_cached(&sl->provider, sl->provider_pid,
+							 ls->socket, false, &pfd);
 	if (rc < 0) {
 		pvx_log(PVX_WARN, "link %s/%s: provider %s: %s", ls->consumer, ls->name, ls->socket,
 			strerror(-rc));

@@ -104,11 +104,9 @@ int pvx_plumb_connect(pid_t pid, const char *path, int *fd, struct pv_error *err
 /* Same through an O_PATH fd from pvx_plumb_open_in_root (cached per link). -errno. */
 int pvx_plumb_connect_at(int pathfd, int *fd);
 /* Connects through *cache (an O_PATH fd, opened on first use, re-resolved once when the
- * provider re-created its socket). -errno. */
-int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, int *fd);
-/* The same with SO_PASSCRED set before connect (what the provider sends at once carries its
- * credentials too). */
-int pvx_plumb_connect_cached_cred(int *cache, pid_t pid, const char *path, int *fd);
+ * provider re-created its socket). passcred: SO_PASSCRED set before connect, so what the
+ * provider sends at once carries its credentials too. -errno. */
+int pvx_plumb_connect_cached(int *cache, pid_t pid, const char *path, bool passcred, int *fd);
 /* Device cgroup grant "c|b major:minor rwm" for the consumer (v1 devices.allow; see
  * docs/xconnect.md for v2). */
 int pvx_plumb_cgroup_allow(pid_t pid, char type, unsigned maj, unsigned min, struct pv_error *err);

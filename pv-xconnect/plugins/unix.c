@@ -47,9 +47,8 @@ static void on_accept(void *opaque, int cfd)
 {
 	struct ulink *u = opaque;
 	int pfd;
-	bool cred = pvx_link_passes_credentials(u->l);
-	int rc = (cred ? pvx_plumb_connect_cached_cred : pvx_plumb_connect_cached)(
-	    &u->provider, u->l->spec.provider_pid, u->l->spec.socket, &pfd);
+	int rc = pvx_plumb_connect_cached(&u->provider, u->l->spec.provider_pid, u->l->spec.socket,
+					  pvx_link_passes_credentials(u->l), &pfd);
 	if (rc < 0) {
 		/* Closing the consumer's connection is its signal; the link stays up because
 		 * the provider may just be restarting (the graph will say so). */

@@ -86,7 +86,7 @@ static void on_accept(void *opaque, int cfd)
 	struct wlink *w = opaque;
 	int pfd;
 	int rc = pvx_plumb_connect_cached(&w->provider, w->l->spec.provider_pid, w->l->spec.socket,
-					  &pfd);
+					  false, &pfd);
 	if (rc < 0) {
 		/* The client sees its display go away (wl_display_connect fails or the
 		 * first roundtrip gets EOF); the link stays: the compositor may be

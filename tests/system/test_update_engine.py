@@ -484,11 +484,8 @@ def test_invalid_try_revision_falls_back_marks_error_clears_try():
 def test_back_on_committed_revision_mid_try_is_unexpected_rollback():
     """The bootloader already tried pv_try (pv-appengine passes only pv_rev now) and the try
     never finished: ERROR "Unexpected rollback", pv_try cleared, the committed revision runs."""
-    d = Dev(names=("a",))
-    st, _ = d.state(d.ctrs)
-    d.cleanup()
-    d = _boot_with("unf", json.dumps(st), {"status": "INPROGRESS",
-                                          "status-msg": "Trying new revision", "progress": 50},
+    d = _boot_with("unf", _valid_state(), {"status": "INPROGRESS",
+                                           "status-msg": "Trying new revision", "progress": 50},
                    cmdline="pv_rev=0")
     try:
         assert pvtest.wait_until(d.all_started, 30), d.log()

@@ -411,6 +411,15 @@ static void handle_signals(struct init *in)
 			logi("INFO", "SIGINT: poweroff");
 			in->action = ACT_POWEROFF;
 			break;
+		case SIGHUP:
+			/* appengine: the terminal that ran us is gone; dying by the default action
+			 * would leave the containers running with nobody to stop them. As PID 1 a
+			 * hang-up means nothing. */
+			if (!strcmp(in->mode, "appengine")) {
+				logi("INFO", "SIGHUP: poweroff");
+				in->action = ACT_POWEROFF;
+			}
+			break;
 		default:
 			break;
 		}
@@ -548,6 +557,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	in.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (in.sfd < 0) {

@@ -173,7 +173,8 @@ def test_orphans_are_reaped(device):
     assert pvtest.stop(p) == 0
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 3)])
+# SIGHUP: the terminal that ran the appengine went away; stop as for SIGINT, not die mid-flight
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 0), (signal.SIGINT, 3), (signal.SIGHUP, 3)])
 def test_signal_ordered_shutdown(device, sig, code):
     setup_libexec(device)
     p = start_init(device, TERM_DELAY="0.5")
@@ -186,6 +187,18 @@ def test_signal_ordered_shutdown(device, sig, code):
     assert t[("pv-engine", "exit")] <= t[("pv-ctrl", "term")], ev
     assert len(starts(device, "pv-engine")) == 1  # no respawn during shutdown
     device.assert_clean()
+
+
+def test_hangup_means_nothing_to_an_embedded_init(device):
+    setup_libexec(device)
+    p = start_init(device, mode="embedded")
+    assert pvtest.wait_until(lambda: all_started(device), 5), pvtest.read_log(p)
+    p.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert p.poll() is None, pvtest.read_log(p)
+    assert "SIGHUP" not in pvtest.read_log(p)
+    assert not [e for e in events(device) if e[1] == "term"], events(device)
+    assert pvtest.stop(p, signal.SIGINT, timeout=20) == 3, pvtest.read_log(p)
 
 
 @pytest.mark.parametrize("status,code", [(10, 0), (11, 3)])

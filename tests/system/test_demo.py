@@ -90,11 +90,12 @@ def run_demo(tag, d, *args, timeout=300):
     return p.returncode, out
 
 
-def run_demo_until(tag, d, done, *args, timeout=240, sigint_ignored=False):
+def run_demo_until(tag, d, done, *args, timeout=240, sigint_ignored=False, stop=signal.SIGINT):
     """The demo without --once: once it is running (its hints printed), calls done(output so
     far) until it returns true (it may assert), then Ctrl-C: SIGINT to the demo's process
-    group, as a terminal sends it. sigint_ignored: started with SIGINT ignored, as a background
-    job of a script is. Returns (rc, output, whether done held while the demo ran)."""
+    group, as a terminal sends it (or another signal: stop). sigint_ignored: started with SIGINT
+    ignored, as a background job of a script is. Returns (rc, output, whether done held while
+    the demo ran)."""
     env = dict(os.environ, TMPDIR=d, PVTEST_ID=tag)
     p = subprocess.Popen([DEMO, "--bin", BIN] + list(args), env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -113,7 +114,7 @@ def run_demo_until(tag, d, done, *args, timeout=240, sigint_ignored=False):
             lambda: done(out.decode(errors="replace")), max(deadline - time.time(), 1), 0.2)
         held = held and p.poll() is None
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGINT)
+            os.killpg(p.pid, stop)
         rest, _ = p.communicate(timeout=120)
         out += rest
     finally:
@@ -123,8 +124,9 @@ def run_demo_until(tag, d, done, *args, timeout=240, sigint_ignored=False):
     return p.returncode, out.decode(errors="replace"), held
 
 
-def assert_nothing_left(tag, d, out):
-    assert CLEAN in out, out
+def assert_nothing_left(tag, d, out, said=True):
+    """said: the demo printed its shutdown (not when its terminal hung up)."""
+    assert CLEAN in out or not said, out
     assert pvtest.mounts_under(d) == [], out
     assert pvtest.loops_under(d) == [], out
     assert pvtest.procs_with_env("PVTEST_ID", tag) == [], out
@@ -371,3 +373,39 @@ def test_demo_keeps_running_and_its_hints_work_until_ctrl_c(tmp):
     assert rc == 130, text
     assert "exited by itself" not in text, text
     assert_nothing_left(tag, d, text)
+
+
+def test_demo_cleans_up_after_a_killed_run(tmp):
+    """A demo killed by SIGKILL (no shutdown) leaves its containers running and their volumes
+    mounted; the next demo on that storage stops and unmounts them before it starts its own."""
+    tag, d = tmp
+    storage = os.path.join(d, "storage")
+    rc, out, held = run_demo_until(tag, d, lambda _: True, "--stack", "unix", "--storage",
+                                   storage, stop=signal.SIGKILL)
+    assert held and rc == -signal.SIGKILL, out
+    (old,) = [os.path.join(d, e) for e in os.listdir(d) if e.startswith("pvdemo-")]
+    # what a killed demo leaves behind (else this test proves nothing)
+    assert pvtest.lxc_running(os.path.join(old, "lxc")), out
+    assert pvtest.mounts_under(old), out
+    rc, out = run_demo(tag, d, "--once", "--stack", "unix", "--storage", storage)
+    assert rc == 0, out
+    s = section(out, "an earlier demo on this storage was killed before its shutdown")
+    assert "its run dir: %s" % old in s, s
+    assert "LEFT: running containers" in s and "LEFT: mounts" in s, s
+    assert not os.path.exists(old), out
+    assert_nothing_left(tag, d, out)
+
+
+def test_demo_stops_everything_when_its_terminal_hangs_up(tmp):
+    """SIGHUP to the demo's process group (the terminal closed): pantavisor powers off in order
+    and the demo's shutdown finds nothing to clean up, though nobody reads its output."""
+    tag, d = tmp
+    storage = os.path.join(d, "storage")
+    rc, out, held = run_demo_until(tag, d, lambda _: True, "--stack", "unix", "--storage",
+                                   storage, stop=signal.SIGHUP)
+    assert held and rc == 129, out
+    # the demo moves pantavisor's log to the storage only when its shutdown found it clean
+    with open(os.path.join(storage, "pv-appengine.log")) as f:
+        log = f.read()
+    assert "SIGHUP: poweroff" in log, log
+    assert_nothing_left(tag, d, out, said=False)

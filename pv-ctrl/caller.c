@@ -78,27 +78,30 @@ int pv_ctrl_caller_identify(struct pv_ctrl *ctrl, int fd, struct pv_ctrl_caller 
 	return 0;
 }
 
+void pv_ctrl_caller_resolve(struct pv_ctrl *ctrl, struct pv_ctrl_caller *c)
+{
+	if (c->host || c->roles_known || !c->container[0])
+		return;
+	char *args = pv_ctrl_args_pid((int)c->pid);
+	struct pv_ctrl_reply rep = {.fd = -1};
+	pv_ctrl_engine_relay(ctrl->engine, "whois", args, &rep);
+	free(args);
+	char name[sizeof(c->container)];
+	bool mgmt = false;
+	/* no answer, or an engine without whois: roles unknown, so only what every container may
+	 * do (fail closed) */
+	if (rep.status == 200 && pv_ctrl_whois_parse(rep.body, name, sizeof(name), &mgmt) == 0) {
+		c->mgmt = mgmt;
+		c->roles_known = true;
+		memcpy(c->container, name, sizeof(name));
+	}
+	pv_ctrl_reply_clear(&rep);
+}
+
 bool pv_ctrl_caller_allowed(struct pv_ctrl *ctrl, struct pv_ctrl_caller *c, int role)
 {
 	if (role == PV_CTRL_ROLE_ANY || c->host)
 		return true;
-	if (!c->container[0])
-		return false;
-	if (!c->roles_known) {
-		char *args = pv_ctrl_args_pid((int)c->pid);
-		struct pv_ctrl_reply rep = {.fd = -1};
-		pv_ctrl_engine_relay(ctrl->engine, "whois", args, &rep);
-		free(args);
-		char name[128];
-		bool mgmt = false;
-		/* no answer, or an engine without whois: roles unknown, so only what every
-		 * container may do (fail closed) */
-		if (rep.status == 200 &&
-		    pv_ctrl_whois_parse(rep.body, name, sizeof(name), &mgmt) == 0) {
-			c->mgmt = mgmt;
-			c->roles_known = true;
-		}
-		pv_ctrl_reply_clear(&rep);
-	}
-	return c->mgmt;
+	pv_ctrl_caller_resolve(ctrl, c);
+	return c->container[0] && c->mgmt;
 }

@@ -37,7 +37,9 @@ struct pv_ctrl_reply {
 struct pv_ctrl_caller {
 	pid_t pid;
 	bool host;	     /* not inside a container */
-	char container[128]; /* lxc payload name when !host */
+	char container[128]; /* when !host: the engine's name for it once resolved (else the
+			      * payload name in its cgroup; "" if the engine knows no such
+			      * container) */
 	bool roles_known;
 	bool mgmt;
 };
@@ -109,7 +111,10 @@ int pv_ctrl_retry_after(const char *engine_msg);
 int pv_ctrl_caller_identify(struct pv_ctrl *ctrl, int fd, struct pv_ctrl_caller *c);
 /* Parses /proc/<pid>/cgroup text: 1 and the lxc payload name when inside a container, else 0. */
 int pv_ctrl_cgroup_container(const char *text, char *name, size_t len);
-/* May the caller use a route of this role? Asks the engine (`whois`) for a container's roles. */
+/* Asks the engine (`whois`, once: c caches it) which container a non-host caller is in and its
+ * roles; the engine's container name replaces the cgroup's (liblxc may suffix that one). */
+void pv_ctrl_caller_resolve(struct pv_ctrl *ctrl, struct pv_ctrl_caller *c);
+/* May the caller use a route of this role? Resolves the caller first. */
 bool pv_ctrl_caller_allowed(struct pv_ctrl *ctrl, struct pv_ctrl_caller *c, int role);
 
 /* ---- request bodies and private-protocol args (args.c) ---- */

@@ -158,6 +158,9 @@ static enum MHD_Result first_call(struct pv_ctrl *ctrl, struct pv_ctrl_req *r,
 			cc->caller = r->caller;
 		}
 	}
+	if (ir >= 0)
+		pv_ctrl_caller_resolve(ctrl,
+				       &r->caller); /* every endpoint sees the engine's name */
 	bool allowed_role = ir >= 0 && pv_ctrl_caller_allowed(ctrl, &r->caller, r->route->role);
 	if (cc)
 		cc->caller = r->caller; /* keeps the roles learnt from the engine */

@@ -48,39 +48,61 @@ char *pv_op_reply_errors(const struct pv_msg *m, int status, const struct pv_err
 	return r;
 }
 
-static struct pv_ctr *find_ctr(struct pv_engine *e, const char *name, size_t len)
-{
-	for (size_t i = 0; i < e->n_ctrs; i++)
-		if (strlen(e->ctrs[i].spec->name) == len &&
-		    !strncmp(e->ctrs[i].spec->name, name, len))
-			return &e->ctrs[i];
-	return NULL;
-}
-
-/* liblxc puts a container's processes under .../lxc.payload.<name>[/...] (cgroup v2, or
- * lxc.payload/<name> with older layouts) or .../lxc/<name> (legacy v1). */
-static struct pv_ctr *by_cgroup(struct pv_engine *e, int pid)
+/* The LXC payload cgroup of a process: the path on the first line of /proc/<pid>/cgroup that
+ * names one (liblxc: .../lxc.payload.<name> on cgroup v2 and v1, lxc.payload/<name> or
+ * lxc/<name> with older layouts), cut after the payload's own component so that sub-cgroups a
+ * container makes stay its own. 0, or -ENOENT when the process is in no payload. */
+static int payload_cgroup(int pid, char *out, size_t len)
 {
 	char path[64], text[8192];
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
 	int f = open(path, O_RDONLY | O_CLOEXEC);
 	if (f < 0)
-		return NULL;
+		return -errno;
 	ssize_t n = read(f, text, sizeof(text) - 1);
 	close(f);
 	if (n <= 0)
-		return NULL;
+		return -ENOENT;
 	text[n] = '\0';
-	static const char *const marks[] = {"lxc.payload.", "lxc.payload/", "/lxc/"};
-	for (size_t k = 0; k < sizeof(marks) / sizeof(marks[0]); k++) {
-		for (const char *p = strstr(text, marks[k]); p; p = strstr(p + 1, marks[k])) {
-			const char *name = p + strlen(marks[k]);
-			size_t len = strcspn(name, "/\n");
-			struct pv_ctr *c = find_ctr(e, name, len);
-			if (c)
-				return c;
+	static const char *const marks[] = {"/lxc.payload.", "/lxc.payload/", "/lxc/"};
+	for (char *l = text, *eol; *l; l = eol + 1) {
+		eol = strchr(l, '\n');
+		if (!eol)
+			eol = l + strlen(l) - 1;
+		else
+			*eol = '\0';
+		char *p = strchr(l, ':');
+		p = p ? strchr(p + 1, ':') : NULL;
+		for (size_t k = 0; p && k < sizeof(marks) / sizeof(marks[0]); k++) {
+			char *at = strstr(p + 1, marks[k]);
+			if (!at)
+				continue;
+			size_t end = (size_t)(at - (p + 1)) + strlen(marks[k]);
+			end += strcspn(p + 1 + end, "/");
+			if (end >= len)
+				return -ENAMETOOLONG;
+			memcpy(out, p + 1, end);
+			out[end] = '\0';
+			return 0;
 		}
 	}
+	return -ENOENT;
+}
+
+/* The container whose init shares the caller's payload cgroup. Compared by path, not by the
+ * name in it: liblxc names a payload after its container but appends "-1", "-2"... when another
+ * container of that name (another lxcpath on the host) holds the cgroup already, so the name in
+ * the path may be another container's. */
+static struct pv_ctr *by_cgroup(struct pv_engine *e, int pid)
+{
+	char mine[4096], theirs[4096];
+	if (payload_cgroup(pid, mine, sizeof(mine)) < 0)
+		return NULL;
+	for (size_t i = 0; i < e->n_ctrs; i++)
+		if (e->ctrs[i].pid > 0 &&
+		    payload_cgroup(e->ctrs[i].pid, theirs, sizeof(theirs)) == 0 &&
+		    !strcmp(mine, theirs))
+			return &e->ctrs[i];
 	return NULL;
 }
 

@@ -339,6 +339,37 @@ def test_signal_alive_from_containers(env):
         assert st == 200, (who, st, body)
 
 
+def test_caller_named_by_its_cgroup_when_liblxc_suffixed_the_name():
+    """Another instance on this host already runs a container of our container's name, so
+    liblxc puts ours in the payload cgroup "<name>-1": pv-ctrl and the engine still name the
+    caller after the container whose init shares that cgroup, not after the name in the path."""
+    other, e = CtrlEnv(), CtrlEnv()
+    e.tag = other.tag  # the same container names in both
+    try:
+        o_ap = other.container("ap")
+        other.write_rev("0", o_ap)
+        other.start_ctrl()
+        other.start_engine()
+        assert wait_for(lambda: other.lxc_state(o_ap[0]) == "RUNNING", 30), other.log_text()
+        ap = e.container("ap", restart_policy="container")
+        e.write_rev("0", ap)
+        e.start_ctrl()
+        e.start_engine()
+        assert wait_for(lambda: e.lxc_state(ap[0]) == "RUNNING", 30), e.log_text()
+        r = subprocess.run(["lxc-info", "-n", ap[0], "-P", e.lxcpath, "-p", "-H"],
+                           capture_output=True, text=True)
+        with open("/proc/%d/cgroup" % int(r.stdout)) as f:
+            cg = f.read()
+        assert "/lxc.payload.%s-" % ap[0] in cg, cg  # the clash happened, else this proves nothing
+        st, body = e.curl("/signal", "POST", data='{"type":"alive","payload":""}', who=ap[0])
+        assert st == 200, (st, body)
+        st, body = e.curl("/containers", who=ap[0])
+        assert st == 403 and "caller container %s does" % ap[0] in err_of(body), (st, body)
+    finally:
+        e.cleanup()
+        other.cleanup()
+
+
 def test_signal_ready_needs_ready_goal(env):
     # neither container has status_goal READY: the engine refuses, pv-ctrl relays its error
     st, body = env.curl("/signal", "POST", data='{"type":"ready","payload":""}', who=env.ap)

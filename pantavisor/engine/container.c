@@ -96,6 +96,27 @@ static int stage_config(struct pv_ctr *c, struct pv_error *err)
 	return 0;
 }
 
+/* An lxc.mount.entry value is an fstab line: a space, tab, newline or backslash in a path is
+ * written as its octal escape (liblxc reads entries with getmntent, which decodes them), else
+ * "/a b/logs dst" would mount "/a" on "b/logs". NULL if it does not fit. */
+static const char *fstab_path(const char *in, char *out, size_t n)
+{
+	size_t o = 0;
+	for (; *in; in++) {
+		if (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\\') {
+			if (o + 4 >= n)
+				return NULL;
+			o += (size_t)snprintf(out + o, n - o, "\\%03o", (unsigned char)*in);
+		} else {
+			if (o + 1 >= n)
+				return NULL;
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static bool set_item(struct lxc_container *lc, const char *key, const char *val,
 		     struct pv_error *err, const char *name)
 {
@@ -103,6 +124,20 @@ static bool set_item(struct lxc_container *lc, const char *key, const char *val,
 		return true;
 	pv_error_set(err, -EINVAL, "container %s: lxc config %s = %s rejected", name, key, val);
 	return false;
+}
+
+/* lxc.mount.entry "<src> <rest>" with src escaped as an fstab field. */
+static bool add_mount(struct lxc_container *lc, const char *src, const char *rest,
+		      struct pv_error *err, const char *name)
+{
+	char esc[4 * 4096 + 1], line[sizeof(esc) + 256];
+	if (!fstab_path(src, esc, sizeof(esc)) ||
+	    snprintf(line, sizeof(line), "%s %s", esc, rest) >= (int)sizeof(line)) {
+		pv_error_set(err, -ENAMETOOLONG, "container %s: mount source %s: path too long",
+			     name, src);
+		return false;
+	}
+	return set_item(lc, "lxc.mount.entry", line, err, name);
 }
 
 /* The overrides of spec §5.3 (rootfs, uts, logs, /pantavisor binds per role, env). */
@@ -135,37 +170,34 @@ static int apply_overrides(struct pv_ctr *c, struct lxc_container *lc, struct pv
 				  : "INFO",
 			      err, name);
 	if (ok && (c->spec->roles & PV_ROLE_MGMT)) {
-		snprintf(buf, sizeof(buf), "%s pantavisor none bind,ro,create=dir 0 0", e->rundir);
-		ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+		ok = add_mount(lc, e->rundir, "pantavisor none bind,ro,create=dir 0 0", err, name);
 	} else if (ok) {
 		/* a directory, not the socket file: a respawned pv-ctrl stays reachable (the
 		 * engine re-links its new socket inode into this dir, see ctrlsock.c) */
 		char *cdir = pv_ctrlsock_dir(e, name);
 		ok = cdir != NULL;
 		if (ok) {
-			snprintf(buf, sizeof(buf), "%s pantavisor none bind,ro,create=dir 0 0",
-				 cdir);
-			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+			ok = add_mount(lc, cdir, "pantavisor none bind,ro,create=dir 0 0", err,
+				       name);
 		}
 		free(cdir);
 		if (ok) {
 			snprintf(buf, sizeof(buf), "%s/%s/%s", e->logdir, e->rev, name);
 			pv_mkdir_p(buf, 0755);
-			snprintf(buf, sizeof(buf),
-				 "%s/%s/%s pantavisor/logs none bind,ro,create=dir,optional 0 0",
-				 e->logdir, e->rev, name);
-			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+			ok = add_mount(lc, buf,
+				       "pantavisor/logs none bind,ro,create=dir,optional 0 0", err,
+				       name);
 		}
 		/* its own metadata view: keys "<c>.<k>" of the user/device metadata as <k>
 		 * (ops_meta.c keeps <rundir>/{user,device}-meta.<c>/ current) */
 		for (int k = 0; ok && k < 2; k++) {
 			const char *kind = k ? "device-meta" : "user-meta";
+			char rest[128];
 			snprintf(buf, sizeof(buf), "%s/%s.%s", e->rundir, kind, name);
 			pv_mkdir_p(buf, 0755);
-			snprintf(buf, sizeof(buf),
-				 "%s/%s.%s pantavisor/%s none bind,ro,create=dir,optional 0 0",
-				 e->rundir, kind, name, kind);
-			ok = set_item(lc, "lxc.mount.entry", buf, err, name);
+			snprintf(rest, sizeof(rest),
+				 "pantavisor/%s none bind,ro,create=dir,optional 0 0", kind);
+			ok = add_mount(lc, buf, rest, err, name);
 		}
 	}
 	if (ok) {

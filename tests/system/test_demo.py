@@ -409,3 +409,16 @@ def test_demo_stops_everything_when_its_terminal_hangs_up(tmp):
         log = f.read()
     assert "SIGHUP: poweroff" in log, log
     assert_nothing_left(tag, d, out, said=False)
+
+
+def test_demo_with_spaces_in_its_paths(tmp):
+    """Storage and run dir below paths with spaces: the containers' mounts (lxc.mount.entry is
+    an fstab line), the proofs, and the demo's own check for leftovers (mountinfo escapes)."""
+    tag, d = tmp
+    sp = os.path.join(d, "a dir")
+    os.mkdir(sp)
+    storage = os.path.join(sp, "my storage")
+    rc, out = run_demo(tag, sp, "--once", "--stack", "unix", "--storage", storage)
+    assert rc == 0, out
+    assert "echoed by pv-example-unix-server" in section(out, "proof"), out
+    assert_nothing_left(tag, sp, out)

@@ -374,6 +374,18 @@ int main(int argc, char **argv)
 		e->logdir = cfg_path(e->cfg, "PV_LOG_DIR", def);
 	e->voldir = cfg_path(e->cfg, "PV_DISK_VOLDIR", "/volumes");
 	e->confdir = cfg_path(e->cfg, "PV_SYSTEM_CONFDIR", "/configs");
+	/* a container's rootfs is "overlayfs:<lower>:<upper>" below these dirs, and liblxc
+	 * splits that on ':' and its overlay mount options on ',': name the key now rather than
+	 * fail every container start with a mount error */
+	const char *dirs[][2] = {{"PV_DISK_VOLDIR", e->voldir}, {"PV_SYSTEM_CONFDIR", e->confdir}};
+	for (size_t i = 0; i < 2; i++)
+		if (strpbrk(dirs[i][1], ":,")) {
+			pv_log(PV_LOG_ERROR, "config",
+			       "%s: `%s` has a ':' or ',', which liblxc's "
+			       "overlayfs rootfs cannot carry: choose another directory",
+			       dirs[i][0], dirs[i][1]);
+			return 1;
+		}
 	e->initctl_fd = pv_initctl_present(PV_INITCTL_FD) ? PV_INITCTL_FD : -1;
 	if (e->initctl_fd >= 0) {
 		/* init gone = the device rebooted (appengine relaunches init, which starts a new

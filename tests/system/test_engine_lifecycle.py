@@ -709,3 +709,17 @@ def test_container_action_stop_start_restart(env):
     assert env.lxc(s[0])[0] == "RUNNING"
     assert stop_engine(env, p) == 0
     assert env.mounts() == []
+
+
+@pytest.mark.parametrize("key", ["PV_DISK_VOLDIR", "PV_SYSTEM_CONFDIR"])
+def test_dir_that_liblxc_cannot_carry_is_named(env, key):
+    # liblxc's rootfs "overlayfs:<lower>:<upper>" splits on ':'
+    c = env.container("ok", group="app")
+    env.write_rev("0", c)
+    bad = os.path.join(env.root, "a:b")
+    p = env.start(**{key: bad})
+    assert p.wait(10) == 1
+    with open(os.path.join(env.root, "engine-%d.err" % (len(env.procs) - 1))) as f:
+        log = f.read()  # before any log file: the engine says it on stderr
+    assert key in log and bad in log, log
+    assert env.lxc(c[0])[0] != "RUNNING"

@@ -163,6 +163,9 @@ int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
 			if (o->pid > 0) {
 				n->pid = o->pid;
 				n->status = o->status;
+				/* at its goal since then: stable_timeout keeps counting from there
+				 * (set_status only stamps a change, and this is none) */
+				n->goal_ms = o->goal_ms;
 				if (pv_watch_start(n) < 0) {
 					/* it died meanwhile: start it again */
 					n->pid = 0;

@@ -192,6 +192,23 @@ def test_stable_timeout_holds_the_commit_until_the_container_proved_stable(ud):
     assert c["auto_recovery"]["stable_timeout"] == 6 and c["auto_recovery"]["is_stable"], c
 
 
+def test_untouched_container_stays_stable_through_a_hot_update(ud):
+    """A container the update does not touch keeps the time it has been at its goal: its
+    stable_timeout, long over, does not hold the commit (it used to restart from nothing and
+    held it forever)."""
+    a, b = ud.name(0), ud.name(1)
+    ud.rev0.ctrs[a].run_extra = {"auto_recovery": {"policy": "no", "stable_timeout": 3}}
+    ud.start()
+    assert pvtest.wait_until(lambda: ud.containers()[a]["auto_recovery"]["is_stable"], 20), \
+        ud.containers()[a]
+    pid_a = ud.pids()[a]
+    p, tl, reply = ud.update("untouched", ud.revision(change=[b]), timeout=40)
+    assert reply[0] == 200, reply
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.pids()[a] == pid_a
+    assert ud.containers()[a]["auto_recovery"]["is_stable"], ud.containers()[a]
+
+
 def test_new_container_crashing_rolls_back_to_old_revision(ud):
     ud.start()
     pids0 = ud.pids()

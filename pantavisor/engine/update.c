@@ -68,7 +68,8 @@ struct pv_update {
 	bool abandon;	    /* failed before the switch: restart the stopped ones, no switch */
 	uv_timer_t *commit; /* heap: closing is asynchronous */
 	bool commit_due;
-	bool waiting_stable; /* "Waiting for all containers to become stable" was reported */
+	bool waiting_stable;  /* "Waiting for all containers to become stable" was reported */
+	char stable_who[128]; /* the container the commit waits for, as last logged */
 	uint64_t phase_ms;
 };
 
@@ -808,10 +809,21 @@ static bool wait_stable(struct pv_update *u)
 		u->waiting_stable = true;
 		progress_set(e, u->rev, "TESTING", MSG_WAIT_STABLE, NULL);
 	}
-	if (wait == UINT64_MAX)
+	bool at_goal = wait != UINT64_MAX;
+	if (!at_goal)
 		wait = 1000; /* not at its goal right now: look again */
-	pv_log(PV_LOG_INFO, "update",
-	       "revision %s: commit waits %" PRIu64 " ms for %s to be stable", u->rev, wait, who);
+	/* once per container waited for, not at every look */
+	if (strcmp(u->stable_who, who) != 0) {
+		snprintf(u->stable_who, sizeof(u->stable_who), "%s", who);
+		if (at_goal)
+			pv_log(PV_LOG_INFO, "update",
+			       "revision %s: commit waits %" PRIu64 " ms for %s to be stable",
+			       u->rev, wait, who);
+		else
+			pv_log(PV_LOG_INFO, "update",
+			       "revision %s: commit waits for %s to be back at its goal", u->rev,
+			       who);
+	}
 	u->commit_due = false;
 	uv_timer_start(u->commit, commit_cb, wait + 1, 0);
 	return true;

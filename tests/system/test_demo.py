@@ -422,3 +422,72 @@ def test_demo_with_spaces_in_its_paths(tmp):
     assert rc == 0, out
     assert "echoed by pv-example-unix-server" in section(out, "proof"), out
     assert_nothing_left(tag, sp, out)
+
+
+def test_demo_hot_update_of_one_container(tmp):
+    """docs/EXAMPLES.md "Update a running container", step by step on the running demo: a new
+    image of the unix client merged into the running revision with pvtx, installed with
+    pvcontrol: only the client restarts, the link comes back up to it, the update commits."""
+    tag, d = tmp
+    storage = os.path.join(d, "storage")
+    w = os.path.join(d, "upd")
+    seen = {}
+
+    def update(out):
+        m = re.search(r"(\S+/pvcontrol) -s (\S+) ls", out)
+        assert m, out
+        pvc = [m.group(1), "-s", m.group(2)]
+
+        def pids():
+            r = subprocess.run(pvc + ["ls"], capture_output=True, text=True, timeout=30)
+            return {c["name"]: c.get("pid") for c in json.loads(r.stdout)}
+
+        before = pids()
+        src = os.path.join(w, "src", "pv-example-unix-client")
+        shutil.copytree(os.path.join(SRC, "examples", "pv-example-unix-client"), src)
+        with open(os.path.join(src, "image.conf")) as f:
+            conf = re.sub(r"^INIT=.*$",
+                          'INIT="/usr/bin/pv-example-unix-client --ask-fd --interval 500ms"',
+                          f.read(), flags=re.M)
+        with open(os.path.join(src, "image.conf"), "w") as f:
+            f.write(conf)
+        img = os.path.join(w, "img")
+        pvtest.run([MKEXAMPLE, "-q", src, BIN, img])
+        export = os.path.join(w, "export")
+        os.makedirs(os.path.join(export, "objects"))
+        base = subprocess.run(pvc + ["steps", "get", "0"], capture_output=True, timeout=30)
+        assert base.returncode == 0, base.stderr
+        with open(os.path.join(w, "base.json"), "wb") as f:
+            f.write(base.stdout)
+        env = dict(os.environ, PVTXDIR=os.path.join(w, "pvtx"))
+        pvtx = os.path.join(BIN, "pvtx")
+        pvtest.run([pvtx, "begin", os.path.join(w, "base.json"), os.path.join(export, "objects")],
+                   env=env)
+        pvtest.run([pvtx, "add", os.path.join(img, "pv-example-unix-client.pvrexport.tgz")],
+                   env=env)
+        with open(os.path.join(export, "json"), "wb") as f:
+            f.write(subprocess.run([pvtx, "show"], env=env, capture_output=True,
+                                   check=True).stdout)
+        r = subprocess.run(pvc + ["steps", "install", "--run", export], capture_output=True,
+                           text=True, timeout=180)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        lines = r.stdout.splitlines()
+        assert lines[0].startswith("locals/install-") and lines[-1].startswith("UPDATED 100%"), \
+            r.stdout
+        seen.update(rev=lines[0], before=before, after=pids())
+        graph = subprocess.run(pvc + ["graph", "ls"], capture_output=True, text=True, timeout=30)
+        seen["graph"] = json.loads(graph.stdout)
+        return True
+
+    rc, out, held = run_demo_until(tag, d, update, "--stack", "unix", "--storage", storage,
+                                   timeout=300)
+    assert held and rc == 130, out
+    before, after = seen["before"], seen["after"]
+    assert after["pv-example-unix-server"] == before["pv-example-unix-server"], seen
+    assert after["pv-example-unix-client"] not in (None, before["pv-example-unix-client"]), seen
+    (link,) = seen["graph"]
+    assert link["consumer_pid"] == after["pv-example-unix-client"] and link["state"] == "up", seen
+    log = os.path.join(storage, "logs", seen["rev"], "pv-example-unix-client", "lxc",
+                       "console.log")
+    assert pvtest.wait_until(lambda: "echo: ping" in open(log).read(), 10), log
+    assert_nothing_left(tag, d, out)

@@ -80,6 +80,8 @@ struct pv_engine {
 	uint64_t graph_generation;
 	char *graph_links;	     /* last emitted links JSON */
 	struct pv_graph link_status; /* last `link-status` from pv-xconnect (state/error only) */
+	bool link_status_lost;	     /* its reporter went away: every link is pending until the
+				      * next report */
 	bool cmd_busy;		     /* a `command` is running (reboot/poweroff under way) */
 	uv_fs_event_t ctrl_watch;    /* rundir watch: re-link pv-ctrl for non-mgmt containers */
 	bool shutting_down, failing;
@@ -204,6 +206,9 @@ int pv_graph_current(struct pv_engine *e, char **event); /* event JSON for a new
 char *pv_graph_with_status(struct pv_engine *e);
 /* Keeps a `link-status` report (replaces the previous one). */
 int pv_graph_set_status(struct pv_engine *e, const struct pv_msg *m, struct pv_error *err);
+/* The client that reported link status disconnected (pv-xconnect died or was stopped): its
+ * last report says nothing any more. */
+void pv_graph_status_lost(struct pv_engine *e);
 
 /* ctrlsock.c: non-mgmt containers see <rundir>/pantavisor.<c>/ at /pantavisor, a directory
  * holding hard links of the pv-ctrl sockets, kept current when pv-ctrl is respawned. */

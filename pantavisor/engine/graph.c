@@ -72,6 +72,12 @@ char *pv_graph_with_status(struct pv_engine *e)
 	if (build(e, &g) < 0)
 		return NULL;
 	for (size_t i = 0; i < g.n_links; i++) {
+		if (e->link_status_lost) {
+			g.links[i].state = PV_LINK_PENDING;
+			free(g.links[i].error);
+			g.links[i].error = strdup("pv-xconnect is not connected to the engine");
+			continue;
+		}
 		for (size_t j = 0; j < e->link_status.n_links; j++) {
 			const struct pv_link *st = &e->link_status.links[j];
 			if (!pv_link_same_key(&g.links[i], st))
@@ -98,5 +104,12 @@ int pv_graph_set_status(struct pv_engine *e, const struct pv_msg *m, struct pv_e
 	}
 	pv_graph_free(&e->link_status);
 	e->link_status = g;
+	e->link_status_lost = false;
 	return 0;
+}
+
+void pv_graph_status_lost(struct pv_engine *e)
+{
+	pv_graph_free(&e->link_status);
+	e->link_status_lost = true;
 }

@@ -15,6 +15,7 @@ struct ipc_client {
 	uv_pipe_t pipe;
 	struct pv_proto_decoder dec;
 	bool subscribed, closing;
+	bool reports_links; /* sent `link-status` (pv-xconnect): its close voids the report */
 	struct ipc_client *next;
 	struct pv_ipc *ipc;
 };
@@ -49,6 +50,8 @@ static void client_close(struct ipc_client *cl)
 	if (cl->closing)
 		return;
 	cl->closing = true;
+	if (cl->reports_links)
+		pv_graph_status_lost(cl->ipc->e);
 	struct ipc_client **pp = &cl->ipc->clients;
 	while (*pp && *pp != cl)
 		pp = &(*pp)->next;
@@ -267,6 +270,8 @@ static void handle(struct ipc_client *cl, const char *payload, size_t len)
 			break;
 		}
 	}
+	if (!strcmp(m.op, "link-status"))
+		cl->reports_links = true;
 	if (!found)
 		reply = pv_msg_reply_error(m.id, 404, "operation not supported by the engine");
 	/* a handler that could not even build its reply must not leave the peer waiting */

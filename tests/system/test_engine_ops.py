@@ -84,6 +84,23 @@ def test_graph_merges_link_status(env):
     assert env.cl.call("link-status", links=[{"name": "x"}])["status"] == 400
 
 
+def test_link_status_is_void_once_its_reporter_is_gone(env):
+    """pv-xconnect stopped or killed: the links it reported up are no longer served, so the
+    graph says pending and why, until a reporter speaks again."""
+    up = [{"consumer": env.co, "name": "ops-unix", "target": "/run/ops-unix.sock",
+           "state": "up"}]
+    xc = Client(env.sock)
+    ok(xc.call("link-status", links=up))
+    assert ok(env.cl.call("graph"))[0]["state"] == "up"
+    xc.close()
+    assert wait_for(lambda: ok(env.cl.call("graph"))[0]["state"] == "pending", 5)
+    assert "pv-xconnect" in ok(env.cl.call("graph"))[0]["error"]
+    xc = Client(env.sock)
+    ok(xc.call("link-status", links=up))
+    assert ok(env.cl.call("graph"))[0]["state"] == "up"
+    xc.close()
+
+
 def put_object(env, data):
     sha = hashlib.sha256(data).hexdigest()
     path = os.path.join(env.storage, "objects", sha)

@@ -242,6 +242,18 @@ static bool is_tar(const char *path)
 	return n >= 262 && !memcmp(b + 257, "ustar", 5);
 }
 
+static bool tar_name(const char *path)
+{
+	static const char *const ext[] = {".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2"};
+	size_t n = strlen(path);
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		size_t e = strlen(ext[i]);
+		if (n > e && !strcmp(path + n - e, ext[i]))
+			return true;
+	}
+	return false;
+}
+
 /* ---- commands ---- */
 
 static int cmd_begin(struct tx *t, int argc, char **argv, struct pv_error *err)
@@ -342,6 +354,12 @@ static int cmd_add(struct tx *t, const char *file, struct pv_error *err)
 			pv_error_set(err, rc, "%s: package has no json", file);
 			goto out;
 		}
+	} else if (tar_name(file)) {
+		rc = pv_error_set(err, -EINVAL,
+				  "%s: named like a package but not one (no gzip, bzip2 or tar "
+				  "header)",
+				  file);
+		goto out;
 	} else if ((rc = pv_file_read_all(src, MAX_JSON, &text, &len, err)) < 0) {
 		goto out;
 	}

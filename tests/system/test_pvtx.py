@@ -126,6 +126,12 @@ def test_remove_abort_commit_and_errors(device):
         tf.add(device.path("o"), "objects/" + "cd" * 32)
     r = device.pvtx("add", t, check=False)
     assert r.returncode != 0 and "hashes to" in r.stderr
+    # named like a package but not one (a failed download): said so, not "not a JSON object"
+    junk = device.path("junk.pvrexport.tgz")
+    with open(junk, "w") as f:
+        f.write("<html>404</html>\n")
+    r = device.pvtx("add", junk, check=False)
+    assert r.returncode != 0 and "junk.pvrexport.tgz: named like a package" in r.stderr, r.stderr
     # commit deploys into <storage>/trails/locals/<name>
     r = device.pvtx("commit", "locals/mine")
     assert r.stdout.strip() == "locals/mine"

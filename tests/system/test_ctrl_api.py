@@ -586,6 +586,41 @@ def test_object_upload_large_streams_with_bounded_memory(env):
     assert grew < 8 * 1024, "pv-ctrl RSS grew by %d KiB for a 64 MiB upload" % grew
 
 
+def test_full_storage_upload_is_507_and_leaves_nothing():
+    """An object bigger than the free space: 507 naming the object, no partial file, the
+    space back, the device still answering, the next object that fits accepted."""
+    e = CtrlEnv()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "pvtest-full", e.storage],
+                       check=True)
+        os.makedirs(os.path.join(e.storage, "objects"))
+        ap = e.container("ap")
+        e.write_rev("0", ap)
+        e.start_ctrl()
+        e.start_engine()
+        assert wait_for(lambda: e.lxc_state(ap[0]) == "RUNNING", 30), e.log_text()
+        free0 = os.statvfs(e.storage).f_bavail
+        data = os.urandom(1 << 20) * 32  # 32 MiB on a 24 MiB storage
+        sha = hashlib.sha256(data).hexdigest()
+        f = os.path.join(e.root, "obj-too-big")
+        with open(f, "wb") as fh:
+            fh.write(data)
+        del data
+        st, body = e.curl("/objects/" + sha, "PUT", upload=f)
+        assert st == 507 and sha in err_of(body) and "space" in err_of(body), (st, body)
+        objs = os.path.join(e.storage, "objects")
+        assert not [n for n in os.listdir(objs) if sha in n], os.listdir(objs)
+        assert os.statvfs(e.storage).f_bavail == free0
+        st, body = e.curl("/containers")
+        assert st == 200, body
+        with open(f, "wb") as fh:
+            fh.write(b"hello pv-ctrl\n")
+        st, body = e.curl("/objects/" + SHA_HELLO, "PUT", upload=f)
+        assert st == 200 and os.path.exists(os.path.join(objs, SHA_HELLO)), (st, body)
+    finally:
+        e.cleanup()
+
+
 # ---- concurrency, limits, crash and restart ----
 
 def test_64_concurrent_clients(env):

@@ -197,6 +197,12 @@ static int write_progress(struct pv_engine *e, const char *rev, const char *stat
 	return r;
 }
 
+/* 507 Insufficient Storage when the write failed for want of space, as pv-ctrl's own uploads */
+static int storage_status(const struct pv_error *err)
+{
+	return err->code == -ENOSPC || err->code == -EDQUOT ? 507 : 500;
+}
+
 char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m)
 {
 	char *reply = NULL, msg[256];
@@ -231,7 +237,7 @@ char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m)
 		if (!err.count)
 			pv_error_set(&err, -EIO, "step %s: cannot write %s", rev, json);
 		pv_remove_tree(trail);
-		reply = pv_op_reply_errors(m, 500, &err);
+		reply = pv_op_reply_errors(m, storage_status(&err), &err);
 		goto out;
 	}
 	pv_crashpoint("step-stored");
@@ -251,7 +257,8 @@ char *pv_op_step_put(struct pv_engine *e, const struct pv_msg *m)
 	}
 	pv_state_free(&s);
 	if (write_progress(e, rev, "NEW", "Update ready to be run", &err) < 0) {
-		reply = pv_op_reply_errors(m, 500, &err);
+		pv_remove_tree(trail); /* not runnable without its progress: nothing half-stored */
+		reply = pv_op_reply_errors(m, storage_status(&err), &err);
 		goto out;
 	}
 	pv_log(PV_LOG_INFO, "steps", "revision %s stored", rev);
@@ -307,7 +314,7 @@ char *pv_op_step_commitmsg(struct pv_engine *e, const struct pv_msg *m)
 	    pv_file_write_atomic(p, text, strlen(text), 0644, &err) < 0) {
 		if (!err.count)
 			pv_error_set(&err, -EIO, "step %s: cannot write .pv/commitmsg", rev);
-		reply = pv_op_reply_errors(m, 500, &err);
+		reply = pv_op_reply_errors(m, storage_status(&err), &err);
 	} else {
 		reply = pv_msg_reply(m->id, 200, NULL);
 	}

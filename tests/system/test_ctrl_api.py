@@ -617,6 +617,23 @@ def test_full_storage_upload_is_507_and_leaves_nothing():
             fh.write(b"hello pv-ctrl\n")
         st, body = e.curl("/objects/" + SHA_HELLO, "PUT", upload=f)
         assert st == 200 and os.path.exists(os.path.join(objs, SHA_HELLO)), (st, body)
+        # a state when not one more byte fits: an error, and no half-written trail
+        with open(os.path.join(e.storage, "trails", "0", ".pvr", "json")) as fh:
+            state = fh.read()
+        filler = os.path.join(e.storage, "filler")
+        with open(filler, "wb") as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+        st, body = e.curl("/steps/locals/full", "PUT", data=state)
+        assert st == 507 and "space" in err_of(body), (st, body)
+        assert not os.path.exists(os.path.join(e.storage, "trails", "locals", "full"))
+        os.unlink(filler)
+        st, body = e.curl("/steps/locals/full", "PUT", data=state)
+        assert st == 200, (st, body)
     finally:
         e.cleanup()
 

@@ -312,6 +312,26 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* What main allocated, whether the loop ran or not. */
+static void free_engine(struct pv_engine *e)
+{
+	pv_update_free(e);
+	if (e->have_state)
+		pv_state_free(&e->state);
+	free(e->ctrs);
+	free(e->graph_links);
+	pv_graph_free(&e->link_status);
+	pv_config_free(e->cfg);
+	free(e->rundir);
+	free(e->storage);
+	free(e->socket_path);
+	free(e->lxcpath);
+	free(e->logdir);
+	free(e->voldir);
+	free(e->confdir);
+	free(e->cmdline);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
@@ -384,6 +404,7 @@ int main(int argc, char **argv)
 			       "%s: `%s` has a ':' or ',', which liblxc's "
 			       "overlayfs rootfs cannot carry: choose another directory",
 			       dirs[i][0], dirs[i][1]);
+			free_engine(e);
 			return 1;
 		}
 	e->initctl_fd = pv_initctl_present(PV_INITCTL_FD) ? PV_INITCTL_FD : -1;
@@ -447,20 +468,6 @@ int main(int argc, char **argv)
 	uv_loop_close(e->loop);
 	pv_log(PV_LOG_INFO, "engine", "exit %d", e->exit_code);
 	pv_log_close();
-	pv_update_free(e);
-	if (e->have_state)
-		pv_state_free(&e->state);
-	free(e->ctrs);
-	free(e->graph_links);
-	pv_graph_free(&e->link_status);
-	pv_config_free(e->cfg);
-	free(e->rundir);
-	free(e->storage);
-	free(e->socket_path);
-	free(e->lxcpath);
-	free(e->logdir);
-	free(e->voldir);
-	free(e->confdir);
-	free(e->cmdline);
+	free_engine(e);
 	return e->exit_code;
 }

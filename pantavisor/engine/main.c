@@ -370,17 +370,21 @@ int main(int argc, char **argv)
 			return 0;
 		default:
 			usage(stderr);
+			free_engine(e);
 			return 2;
 		}
 	}
 	if (!mode || !rundir || !storage ||
 	    (strcmp(mode, "appengine") != 0 && strcmp(mode, "embedded") != 0)) {
 		usage(stderr);
+		free_engine(e);
 		return 2;
 	}
 	e->appengine = !strcmp(mode, "appengine");
-	if (load_config(e, config, e->cmdline) < 0)
+	if (load_config(e, config, e->cmdline) < 0) {
+		free_engine(e);
 		return 1;
+	}
 	e->rundir = strdup(rundir);
 	e->storage = strdup(storage);
 	e->socket_path = pv_config_engine_socket(e->cfg, rundir);

@@ -723,3 +723,11 @@ def test_dir_that_liblxc_cannot_carry_is_named(env, key):
         log = f.read()  # before any log file: the engine says it on stderr
     assert key in log and bad in log, log
     assert env.lxc(c[0])[0] != "RUNNING"
+
+
+def test_usage_errors_exit_2():
+    # under ASan+UBSan a leak on these paths would turn the status into LeakSanitizer's
+    for args in (["--cmdline", "pv_rev=0"], ["--bogus"], ["--mode", "cloud", "--rundir", "/x",
+                                                         "--storage", "/y"]):
+        r = subprocess.run([ENGINE] + args, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "usage" in r.stderr, (args, r.returncode, r.stderr)

@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 import concurrent.futures
+import errno
 
 import pytest
 
@@ -621,13 +622,14 @@ def test_full_storage_upload_is_507_and_leaves_nothing():
         with open(os.path.join(e.storage, "trails", "0", ".pvr", "json")) as fh:
             state = fh.read()
         filler = os.path.join(e.storage, "filler")
-        with open(filler, "wb") as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
-            except OSError:
-                pass
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while True:  # unbuffered: no write left pending for a close to fail on
+                os.write(fd, b"\0" * 4096)
+        except OSError as x:
+            assert x.errno == errno.ENOSPC, x
+        finally:
+            os.close(fd)
         st, body = e.curl("/steps/locals/full", "PUT", data=state)
         assert st == 507 and "space" in err_of(body), (st, body)
         assert not os.path.exists(os.path.join(e.storage, "trails", "locals", "full"))

@@ -9,46 +9,13 @@
 #include <unistd.h>
 
 #include "ctrl.h"
-
-/* Finds the container name in one cgroup path. LXC names a payload cgroup "lxc.payload.<name>"
- * (lxc >= 4, cgroup v1 and v2) or, older, "lxc.payload/<name>" and "lxc/<name>". The monitor
- * cgroup ("lxc.monitor.<name>") is not the container. */
-static int path_container(const char *path, size_t plen, char *name, size_t len)
-{
-	static const char *const pfx[] = {"/lxc.payload.", "/lxc.payload/", "/lxc/"};
-	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
-		size_t pl = strlen(pfx[i]);
-		for (const char *p = path; p + pl <= path + plen; p++) {
-			if (strncmp(p, pfx[i], pl) != 0)
-				continue;
-			const char *s = p + pl, *e = s;
-			while (e < path + plen && *e != '/')
-				e++;
-			size_t n = (size_t)(e - s);
-			if (n == 0 || n >= len)
-				continue;
-			memcpy(name, s, n);
-			name[n] = '\0';
-			return 1;
-		}
-	}
-	return 0;
-}
+#include "pvstate/cgroup.h"
 
 int pv_ctrl_cgroup_container(const char *text, char *name, size_t len)
 {
-	/* lines are "<id>:<controllers>:<path>"; the first line that names a payload wins */
-	for (const char *l = text; l && *l;) {
-		const char *eol = strchr(l, '\n');
-		size_t n = eol ? (size_t)(eol - l) : strlen(l);
-		const char *c1 = memchr(l, ':', n);
-		const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - l)) : NULL;
-		if (c2 && path_container(c2 + 1, n - (size_t)(c2 + 1 - l), name, len))
-			return 1;
-		l = eol ? eol + 1 : NULL;
-	}
-	name[0] = '\0';
-	return 0;
+	/* a payload whose name does not fit is a container all the same: unnamed, it gets
+	 * nothing beyond what every container may do */
+	return pv_cgroup_payload(text, NULL, 0, name, len) != -ENOENT;
 }
 
 int pv_ctrl_caller_identify(struct pv_ctrl *ctrl, int fd, struct pv_ctrl_caller *c)

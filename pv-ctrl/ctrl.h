@@ -109,7 +109,8 @@ int pv_ctrl_retry_after(const char *engine_msg);
 /* ---- caller identity (caller.c) ---- */
 /* Fills c from the peer credentials of the connected socket fd. 0 or -errno. */
 int pv_ctrl_caller_identify(struct pv_ctrl *ctrl, int fd, struct pv_ctrl_caller *c);
-/* Parses /proc/<pid>/cgroup text: 1 and the lxc payload name when inside a container, else 0. */
+/* Parses /proc/<pid>/cgroup text: 1 and the lxc payload name when inside a container ("" when
+ * the name does not fit), else 0. */
 int pv_ctrl_cgroup_container(const char *text, char *name, size_t len);
 /* Asks the engine (`whois`, once: c caches it) which container a non-host caller is in and its
  * roles; the engine's container name replaces the cgroup's (liblxc may suffix that one). */

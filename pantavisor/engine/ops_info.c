@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "initctl.h"
+#include "pvstate/cgroup.h"
 #include "pvstate/ctrl.h"
 #include "pvstate/fileio.h"
 #include "pvstate/status.h"
@@ -48,10 +49,7 @@ char *pv_op_reply_errors(const struct pv_msg *m, int status, const struct pv_err
 	return r;
 }
 
-/* The LXC payload cgroup of a process: the path on the first line of /proc/<pid>/cgroup that
- * names one (liblxc: .../lxc.payload.<name> on cgroup v2 and v1, lxc.payload/<name> or
- * lxc/<name> with older layouts), cut after the payload's own component so that sub-cgroups a
- * container makes stay its own. 0, or -ENOENT when the process is in no payload. */
+/* The LXC payload cgroup path of a process (pvstate/cgroup.h). 0 or -errno (-ENOENT: none). */
 static int payload_cgroup(int pid, char *out, size_t len)
 {
 	char path[64], text[8192];
@@ -64,29 +62,7 @@ static int payload_cgroup(int pid, char *out, size_t len)
 	if (n <= 0)
 		return -ENOENT;
 	text[n] = '\0';
-	static const char *const marks[] = {"/lxc.payload.", "/lxc.payload/", "/lxc/"};
-	for (char *l = text, *eol; *l; l = eol + 1) {
-		eol = strchr(l, '\n');
-		if (!eol)
-			eol = l + strlen(l) - 1;
-		else
-			*eol = '\0';
-		char *p = strchr(l, ':');
-		p = p ? strchr(p + 1, ':') : NULL;
-		for (size_t k = 0; p && k < sizeof(marks) / sizeof(marks[0]); k++) {
-			char *at = strstr(p + 1, marks[k]);
-			if (!at)
-				continue;
-			size_t end = (size_t)(at - (p + 1)) + strlen(marks[k]);
-			end += strcspn(p + 1 + end, "/");
-			if (end >= len)
-				return -ENAMETOOLONG;
-			memcpy(out, p + 1, end);
-			out[end] = '\0';
-			return 0;
-		}
-	}
-	return -ENOENT;
+	return pv_cgroup_payload(text, out, len, NULL, 0);
 }
 
 /* The container whose init shares the caller's payload cgroup. Compared by path, not by the

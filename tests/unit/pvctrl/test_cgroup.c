@@ -47,6 +47,12 @@ static void test_names(void **state)
 	    pv_ctrl_cgroup_container("4:memory:/process_api/881e\n0::/\n", n, sizeof(n)), 0);
 	assert_int_equal(pv_ctrl_cgroup_container("", n, sizeof(n)), 0);
 	assert_int_equal(pv_ctrl_cgroup_container("garbage without colons", n, sizeof(n)), 0);
+	/* in a container whose name does not fit: in a container all the same, unnamed (so it
+	 * is never taken for the host) */
+	char small[4];
+	assert_int_equal(pv_ctrl_cgroup_container("0::/lxc.payload.longer\n", small, sizeof(small)),
+			 1);
+	assert_string_equal(small, "");
 }
 
 static void test_roles(void **state)

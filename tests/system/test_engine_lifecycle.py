@@ -477,11 +477,19 @@ def test_storage_volumes_follow_their_persistence(env):
     env.write_rev("0", c)
     perm = os.path.join(env.storage, "disks", "perm", name, "perm", "count")
     rev = os.path.join(env.storage, "disks", "rev", "0", name, "rev", "count")
+    boot = os.path.join(env.voldir, name, "boot", "count")
+
+    def count(path):
+        try:
+            with open(path) as f:
+                return f.read().count("run")
+        except FileNotFoundError:
+            return 0
+
     for run in (1, 2):
         p = env.start()
-        assert wait_for(lambda: os.path.exists(perm) and
-                        open(perm).read().count("run") == run, 10), env.log()
-        boot = os.path.join(env.voldir, name, "boot", "count")
+        # the writer appends to perm, rev, then boot: wait for its last write, not its first
+        assert wait_for(lambda: count(perm) == run and count(boot) == 1, 10), env.log()
         assert open(boot).read() == "run\n"  # a fresh tmpfs every boot
         assert open(rev).read().count("run") == run
         assert stop_engine(env, p) == 0

@@ -70,6 +70,30 @@ def wait_until(cond, timeout=10.0, step=0.05):
         time.sleep(step)
 
 
+def ppid_of(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def daemon_pids(pattern):
+    """Pids whose command line matches pattern (pgrep -f), without their own forks: the engine
+    forks helpers (container start, mounts) that carry its command line for a while."""
+    out = run(["pgrep", "-f", pattern], check=False).stdout
+    pids = [int(x) for x in out.split()]
+    return [p for p in pids if ppid_of(p) not in pids]
+
+
+def one_daemon_pid(pattern, timeout=10.0):
+    """The one pid of a daemon matching pattern once its helper forks are gone (fails if not)."""
+    pids = wait_until(lambda: (lambda l: l if len(l) == 1 else None)(daemon_pids(pattern)),
+                      timeout)
+    assert pids, "not exactly one process matches %r: %s" % (pattern, daemon_pids(pattern))
+    return pids[0]
+
+
 def bin_path(name):
     return os.path.join(BIN, name)
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import pvtest
 from test_ctrl_api import PVCONTROL
 from test_ctrl_relay import FakeEngine, curl, rig  # noqa: F401 (fixture)
 
@@ -154,9 +155,11 @@ class SlowEngine(FakeEngine):
     """containers-list takes `delay` seconds: concurrent reads overlap it."""
 
     delay = 0.4
+    arrived = 0  # containers-list requests received (recorded before the delay)
 
     def answer(self, msg):
         if msg["op"] == "containers-list":
+            self.arrived += 1
             time.sleep(self.delay)
         return super().answer(msg)
 
@@ -207,7 +210,7 @@ def test_read_after_write_is_not_shared_with_an_older_read(rig):
     rig.eng.delay = 1.0
     first = threading.Thread(target=curl, args=(rig, "/containers"))
     first.start()
-    time.sleep(0.3)  # the first read is with the engine now
+    assert pvtest.wait_until(lambda: rig.eng.arrived == 1, 10)  # the first read is with the engine
     st, _ = curl(rig, "/containers/web", "PUT", data='{"action":"stop"}')
     assert st == 200
     st, _ = curl(rig, "/containers")  # after the write: must not take the older answer

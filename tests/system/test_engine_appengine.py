@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import pvtest
 from test_engine_lifecycle import CRASHER, ENGINE, Env, PV_BIN, wait_for
 
 INIT = os.path.join(PV_BIN, "pantavisor")
@@ -58,9 +59,10 @@ class InitEnv(Env):
         return p
 
     def engine_pids(self):
-        out = subprocess.run(["pgrep", "-f", "pv-engine --mode appengine --rundir %s" %
-                              self.rundir], capture_output=True, text=True).stdout
-        return [int(x) for x in out.split()]
+        return pvtest.daemon_pids("pv-engine --mode appengine --rundir %s" % self.rundir)
+
+    def engine_pid(self):
+        return pvtest.one_daemon_pid("pv-engine --mode appengine --rundir %s" % self.rundir)
 
     def init_log(self):
         return open(os.path.join(self.root, "init-0.log")).read()
@@ -91,12 +93,18 @@ def test_kill9_engine_is_respawned_and_readopts(ienv):
     init = ienv.start_init()
     assert wait_for(lambda: ienv.lxc(c[0])[0] == "RUNNING"), ienv.log() + ienv.init_log()
     pid = ienv.lxc(c[0])[1]
-    (epid,) = ienv.engine_pids()
+    epid = ienv.engine_pid()
     os.kill(epid, signal.SIGKILL)
     new = wait_for(lambda: [p for p in ienv.engine_pids() if p != epid], 15)
     assert new, ienv.init_log()
     assert wait_for(lambda: "re-adopted" in ienv.log(), 10), ienv.log()
-    assert ienv.containers()[c[0]]["pid"] == pid
+
+    def readopted():  # the new engine logs the adoption before it takes over the socket
+        try:
+            return ienv.containers()[c[0]]["pid"] == pid
+        except OSError:
+            return False
+    assert wait_for(readopted, 10), ienv.log()
     assert ienv.lxc(c[0]) == ("RUNNING", pid)
     # SIGINT = poweroff for appengine init: ordered shutdown, exit 3, nothing left
     init.send_signal(signal.SIGINT)

@@ -41,6 +41,9 @@ def env():
         for n in (e.pr, e.co):
             assert wait_for(lambda n=n: e.lxc_state(n) == "RUNNING", 30), e.log_text()
         e.cl = Client(e.sock)
+        for n in (e.pr, e.co):  # the engine knows their init pids once STARTED (after RUNNING)
+            assert wait_for(lambda n=n: any(c["name"] == n and c["status"] == "STARTED"
+                                            for c in ok(e.cl.call("containers-list"))), 30)
         yield e
         e.cl.close()
     finally:

@@ -16,12 +16,17 @@ pytestmark = pytest.mark.skipif(not os.path.exists(PANTAVISOR), reason="pantavis
 # A fake daemon: logs "<name> start <pid> <args>" and "<name> term <time>" to the shared event
 # log; on SIGTERM it waits TERM_DELAY seconds (to make the shutdown order observable).
 FAKE = r"""#!/bin/sh
-n=$(basename "$0")
+n=${0##*/}
 ev="$PVTEST_EVENTS"
 trap 'echo "$n term $(date +%s.%N)" >>"$ev"; sleep ${TERM_DELAY:-0}; echo "$n exit $(date +%s.%N)" >>"$ev"; exit 0' TERM
 echo "$n start $$ $(date +%s.%N) $*" >>"$ev"
 [ -e /proc/$$/fd/3 ] && echo "$n fd3 $(readlink /proc/$$/fd/3)" >>"$ev"
-if [ -n "$EXIT_NOW" ] && [ "$n" = "$EXIT_NOW" ]; then exit "${EXIT_CODE:-1}"; fi
+if [ -n "$EXIT_NOW" ] && [ "$n" = "$EXIT_NOW" ]; then
+	# exit once the others have their TERM trap (set before their start line), or a test that
+	# looks for their "term" line races their start
+	i=0; while [ -n "$EXIT_AFTER_ALL" ] && [ $i -lt 200 ] && [ "$(grep -c ' start ' "$ev")" -lt 3 ]; do sleep 0.05; i=$((i+1)); done
+	exit "${EXIT_CODE:-1}"
+fi
 if [ -n "$ORPHANS" ] && [ "$n" = pv-ctrl ]; then
 	i=0; while [ $i -lt 5 ]; do (sleep 0.2 &); i=$((i+1)); done
 fi
@@ -204,7 +209,7 @@ def test_hangup_means_nothing_to_an_embedded_init(device):
 @pytest.mark.parametrize("status,code", [(10, 0), (11, 3)])
 def test_engine_exit_status_reboot_poweroff(device, status, code):
     setup_libexec(device)
-    p = start_init(device, EXIT_NOW="pv-engine", EXIT_CODE=str(status))
+    p = start_init(device, EXIT_NOW="pv-engine", EXIT_CODE=str(status), EXIT_AFTER_ALL="1")
     assert pvtest.stop(p, sig=0, timeout=15) == code, pvtest.read_log(p)
     assert len(starts(device, "pv-engine")) == 1
     assert [e for e in events(device) if e[0] == "pv-ctrl" and e[1] == "term"]
@@ -356,10 +361,8 @@ def test_appengine_engine_kill9_recovers(device):
     pid_of = lambda: pvtest.run(["lxc-info", "-P", device.lxcpath, "-n", "c1", "-p", "-H"],
                                 check=False).stdout.strip()
     before = pid_of()
-    eng = [int(x) for x in pvtest.run(["pgrep", "-f", "^pv-engine --mode appengine --rundir %s"
-                                       % device.rundir], check=False).stdout.split()]
-    assert len(eng) == 1, eng
-    os.kill(eng[0], signal.SIGKILL)
+    eng = pvtest.one_daemon_pid("^pv-engine --mode appengine --rundir %s" % device.rundir)
+    os.kill(eng, signal.SIGKILL)
     assert pvtest.wait_until(lambda: pvtest.read_log(p).count("started pv-engine") >= 2, 5), \
         pvtest.read_log(p)
     time.sleep(2.0)

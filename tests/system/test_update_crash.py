@@ -93,7 +93,7 @@ def assert_recovered(ud, rev, r1, point, kind):
         point, ud.progress(rev), ud.diag())
     p = ud.progress(rev) or {}
     env = ud.bootenv()
-    assert len(ud.engine_pids()) == 1, ud.engine_pids()
+    ud.engine_pid()  # exactly one engine
     if on == "old":
         assert ud.current() == "0", ud.diag()
         assert env.get("pv_rev", "0") == "0" and env.get("pv_try", "") == "", env
@@ -130,7 +130,7 @@ def test_engine_killed_at(device, point, kind):
                         env={"PV_TEST_CRASH_AT": point})
     ud.start()
     pids0 = ud.pids()
-    (epid,) = ud.engine_pids()
+    epid = ud.engine_pid()
     # the variable set for pv-appengine reached the engine through init
     assert ("PV_TEST_CRASH_AT=%s" % point).encode() in engine_environ(epid)
     r1 = new_revision(ud, kind)
@@ -174,7 +174,7 @@ def test_init_killed_mid_update(device):
     ud = U.UpdateDevice(device, n=3, commit_delay=8)
     ud.start()
     (init0,) = ud.init_pids()
-    (epid,) = ud.engine_pids()
+    epid = ud.engine_pid()
     r1 = new_revision(ud, "hot")
     rev = ud.stage("initkill", r1)
     st, _, body = ud.run_cmd(rev)
@@ -199,13 +199,14 @@ def test_init_killed_leaves_no_daemon_behind(device):
     ud = U.UpdateDevice(device, n=1)
     ud.start()
     (init0,) = ud.init_pids()
-    old = {d: ud.daemon_pids(d) for d in ("pv-engine", "pv-ctrl", "pv-xconnect")}
-    assert all(len(v) == 1 for v in old.values()), old
+    old = {d: pvtest.wait_until(lambda: (lambda l: l if len(l) == 1 else None)(ud.daemon_pids(d)))
+           for d in ("pv-engine", "pv-ctrl", "pv-xconnect")}
+    assert all(v and len(v) == 1 for v in old.values()), old
     os.kill(init0, signal.SIGKILL)
     assert pvtest.wait_until(lambda: ud.init_pids() and ud.init_pids() != [init0], 30)
     assert ud.ctrl_up(30), ud.diag()
     for d, (pid,) in old.items():
         assert pvtest.wait_until(lambda: pid not in ud.daemon_pids(d), 10), \
             "%s pid %d outlived its init: now %s" % (d, pid, ud.daemon_pids(d))
-        assert len(ud.daemon_pids(d)) == 1, (d, ud.daemon_pids(d))
+        assert pvtest.wait_until(lambda: len(ud.daemon_pids(d)) == 1, 10), (d, ud.daemon_pids(d))
     assert ud.wait_running(ud.rev0, 20), ud.diag()

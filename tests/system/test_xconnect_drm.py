@@ -183,7 +183,8 @@ def test_hotplug_is_watched_not_polled(env, devcg, dir_first):
     assert wait_for(lambda: os.path.exists(cons.path(target)), 2, 0.0005)
     dt = time.monotonic() - t0
     print("hot-plug: node in the consumer %.1f ms after the mknod" % (dt * 1e3))
-    assert dt < 0.25, dt
+    # seen at once (inotify), not by the next retry 1.5 s after the mknod
+    assert dt < 0.75, dt
     assert env.engine.wait_state("cons", "drm-master", "up", 2)
     assert "c 226:0 rwm" in devices_list(devcg)
     assert "appeared after" in env.daemon_log()

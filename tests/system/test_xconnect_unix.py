@@ -44,7 +44,9 @@ def test_inject_echo_status(env):
     assert wait_for(lambda: os.path.exists(cons.path(target)), 2, 0.0005)
     ms = (time.monotonic() - t0) * 1000
     print("graph push -> socket present in consumer: %.2f ms" % ms)
-    assert ms < 100
+    # pushed, not polled (upstream polls every 5 s); the bound leaves room for an ASan build
+    # on a loaded machine: the latency itself is measured in bench/xconnect
+    assert ms < 500
     # only inside the consumer's namespace
     assert not os.path.exists(target)
     st = os.stat(cons.path(target))

@@ -383,12 +383,14 @@ class UpdateDevice:
 
     def daemon_pids(self, name):
         """Pids of init's daemon `name` (pv-engine, pv-ctrl, pv-xconnect) of this device."""
-        out = pvtest.run(["pgrep", "-f", "%s --mode appengine --rundir %s( |$)" %
-                          (name, self.dev.rundir)], check=False).stdout
-        return [int(x) for x in out.split()]
+        return pvtest.daemon_pids("%s --mode appengine --rundir %s( |$)" % (name, self.dev.rundir))
 
     def engine_pids(self):
         return self.daemon_pids("pv-engine")
+
+    def engine_pid(self):
+        """The one engine (fails if there is not exactly one once its helpers are gone)."""
+        return pvtest.one_daemon_pid("pv-engine --mode appengine --rundir %s( |$)" % self.dev.rundir)
 
     def init_pids(self):
         out = pvtest.run(["pgrep", "-f", "pantavisor --mode appengine --storage %s" %

@@ -21,6 +21,7 @@ struct pv_ctrl {
 	struct pv_ctrl_engine *engine;
 	uint64_t tmp_seq; /* unique suffix for object temp files (atomic increments) */
 	int open_conns;	  /* HTTP connections open (atomic): a lone one reads synchronously */
+	int conn_cap;	  /* connections served at once; the ones over it are answered 503 */
 };
 
 /* What a handler answers. body is malloc'd (or NULL); fd >= 0 streams a file instead. */
@@ -30,6 +31,7 @@ struct pv_ctrl_reply {
 	size_t len;
 	const char *ctype; /* NULL = application/json */
 	int retry_after;   /* seconds, 0 = no header */
+	bool close;	   /* "Connection: close": the connection ends with this reply */
 	int fd;
 	uint64_t fd_size;
 };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,11 +23,19 @@
 #include "ctrl.h"
 
 /* Bounds for hostile clients (issue 4 "bad input"): a slowloris connection is dropped after
- * CONN_TIMEOUT idle seconds, at most CONN_LIMIT connections are served (more are refused at
- * accept), and all headers of a request must fit in MEM_LIMIT bytes (MHD answers 431/413).
- * The first two can be set with PV_CTRL_CONNECTION_TIMEOUT and PV_CTRL_CONNECTION_LIMIT. */
-#define CONN_TIMEOUT_S	  10
-#define CONN_LIMIT	  512
+ * CONN_TIMEOUT idle seconds, at most CONN_LIMIT connections are served, and all headers of a
+ * request must fit in MEM_LIMIT bytes (MHD answers 431/413). The first two can be set with
+ * PV_CTRL_CONNECTION_TIMEOUT and PV_CTRL_CONNECTION_LIMIT.
+ * Over the cap a client learns why: as many connections again are accepted, each answered 503
+ * (Retry-After) to its first request and closed, or dropped after OVER_TIMEOUT_S if it sends
+ * none (so idle floods cannot hold those slots either); only past twice the cap are
+ * connections closed at accept, unanswered. */
+#define CONN_TIMEOUT_S 10
+#define CONN_LIMIT     512
+#define OVER_TIMEOUT_S 1
+#define OVER_RETRY_S   1
+/* fds besides connections: engine channels, epoll, stdio, the config (generous) */
+#define FD_SPARE	  64
 #define MEM_LIMIT	  (64u * 1024u)
 #define ENGINE_TIMEOUT_MS 10000
 /* Reads do not hold an HTTP thread while other connections are open (the connection is parked
@@ -38,6 +47,7 @@ extern char **environ;
 
 /* Per-connection state: the caller's identity, learnt once. */
 struct conn_ctx {
+	bool over_cap; /* accepted over the cap: its first request is answered 503 */
 	bool identified;
 	int ir;
 	struct pv_ctrl_caller caller;
@@ -87,6 +97,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct pv_ctrl_re
 		snprintf(v, sizeof(v), "%d", rep->retry_after);
 		MHD_add_response_header(res, "Retry-After", v);
 	}
+	if (rep->close)
+		MHD_add_response_header(res, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (allow) {
 		char v[64] = "";
 		for (int m = PV_M_GET; m <= PV_M_DELETE; m <<= 1)
@@ -118,6 +130,18 @@ static bool host_ok(const char *h)
 static enum MHD_Result first_call(struct pv_ctrl *ctrl, struct pv_ctrl_req *r,
 				  struct MHD_Connection *conn, const char *url, const char *method)
 {
+	const union MHD_ConnectionInfo *sc =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_ctx *cc = sc ? sc->socket_context : NULL;
+	if (cc && cc->over_cap) {
+		pv_ctrl_reply_error(&r->early, 503,
+				    "too many connections: %d are served at once "
+				    "(PV_CTRL_CONNECTION_LIMIT); try again",
+				    ctrl->conn_cap);
+		r->early.retry_after = OVER_RETRY_S;
+		r->early.close = true;
+		return early(r, conn, 0);
+	}
 	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
 	if (!host_ok(host)) {
 		pv_ctrl_reply_error(&r->early, 400, "Host must be empty or localhost, not \"%s\"",
@@ -141,9 +165,6 @@ static enum MHD_Result first_call(struct pv_ctrl *ctrl, struct pv_ctrl_req *r,
 		return early(r, conn, 0);
 	}
 	/* the peer of a connection never changes: identify it once, on its first request */
-	const union MHD_ConnectionInfo *sc =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	struct conn_ctx *cc = sc ? sc->socket_context : NULL;
 	int ir;
 	if (cc && cc->identified) {
 		ir = cc->ir;
@@ -319,9 +340,14 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
 {
 	struct pv_ctrl *ctrl = cls;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		__atomic_fetch_add(&ctrl->open_conns, 1, __ATOMIC_RELAXED);
-		*socket_context =
-		    calloc(1, sizeof(struct conn_ctx)); /* NULL: identify per request */
+		int n = __atomic_add_fetch(&ctrl->open_conns, 1, __ATOMIC_RELAXED);
+		struct conn_ctx *cc = calloc(1, sizeof(*cc)); /* NULL: identify per request */
+		*socket_context = cc;
+		if (cc && n > ctrl->conn_cap) {
+			cc->over_cap = true;
+			MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+						  (unsigned)OVER_TIMEOUT_S);
+		}
 	} else {
 		__atomic_fetch_sub(&ctrl->open_conns, 1, __ATOMIC_RELAXED);
 		free(*socket_context);
@@ -362,6 +388,31 @@ static void sweep_uploads(const char *dir)
 	}
 	if (d)
 		closedir(d);
+}
+
+/* Connections MHD may hold (served + over the cap), within the fds this process may open:
+ * the soft RLIMIT_NOFILE is raised towards what that needs (a served connection may also
+ * stream a file). Returns the limit to give MHD; *cap is lowered if the fds are too few. */
+static unsigned fit_fd_limit(int *cap)
+{
+	rlim_t need = (rlim_t)*cap * 3 + FD_SPARE;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return (unsigned)*cap * 2;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur =
+		    rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rlim_t room = rl.rlim_cur > 2 * FD_SPARE ? rl.rlim_cur - FD_SPARE : FD_SPARE;
+		int fit = (int)(room / 3) > 1 ? (int)(room / 3) : 1;
+		fprintf(stderr, "pv-ctrl: %llu fds allowed: %d connections served, not %d\n",
+			(unsigned long long)rl.rlim_cur, fit, *cap);
+		*cap = fit;
+	}
+	return (unsigned)*cap * 2;
 }
 
 static int bind_socket(const char *path)
@@ -459,7 +510,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	struct pv_ctrl ctrl = {0};
+	unsigned mhd_limit = fit_fd_limit(&conn_limit);
+	struct pv_ctrl ctrl = {.conn_cap = conn_limit};
 	ctrl.rundir = strdup(rundir);
 	ctrl.storage = strdup(storage);
 	if (asprintf(&ctrl.objects_dir, "%s/objects", storage) < 0)
@@ -493,7 +545,7 @@ int main(int argc, char **argv)
 		MHD_ALLOW_SUSPEND_RESUME,
 	    0, NULL, NULL, access_cb, &ctrl, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
+	    mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEM_LIMIT,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_NOTIFY_CONNECTION, connection_cb,
 	    &ctrl, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, &ctrl, MHD_OPTION_END);

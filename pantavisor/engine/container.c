@@ -495,6 +495,17 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 	bool running = c->pid > 0 || c->helper_pid > 0;
 	pv_log(PV_LOG_INFO, "container", "%s: API %s (%s)", c->spec->name, action,
 	       pv_cstatus_str(c->status));
+	if (running && c->stop_requested && !c->api_stop && !c->api_restart) {
+		*why = "container is being stopped by the engine (an update)";
+		return 409;
+	}
+	if (running && c->stop_requested) {
+		/* already stopping: the last action says what happens once it is gone (a start
+		 * then is a restart); the grace timer already runs and is not re-armed */
+		c->api_stop = stop;
+		c->api_restart = !stop;
+		return 0;
+	}
 	if (running && (stop || restart)) {
 		c->api_stop = stop;
 		c->api_restart = restart;
@@ -507,10 +518,15 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 	if (running) /* start of a running container */
 		return 0;
 	if (stop) {
+		/* not running: waiting to retry, or not started yet (installed, blocked by an
+		 * earlier group, or mounted only): it stays stopped until started again */
 		uv_timer_stop(&c->timer);
-		if (c->status == PV_CS_RECOVERING)
+		if (c->n_mounts)
+			pv_volumes_umount(c);
+		if (c->status != PV_CS_STOPPED)
 			pv_container_set_status(c, PV_CS_STOPPED);
 		c->user_stopped = true;
+		pv_engine_wake(c->e); /* a later group may no longer wait for it */
 		return 0;
 	}
 	/* start / restart of a stopped (or recovering, or blocked) container */

@@ -44,10 +44,20 @@ static enum goal_result goal_check(const struct pv_engine *e, const struct pv_ct
 	return GOAL_UNACHIEVED;
 }
 
+/* Stopped and meant to stay so (an API stop, or a failure that used up its recovery before):
+ * nothing an update can test, so it neither holds an update's goals nor its commit. Inside an
+ * update a failure fails the update instead (recovery.c), so recovery_failed predates it. */
+static bool left_stopped(const struct pv_ctr *c)
+{
+	if (c->status == PV_CS_STOPPED)
+		return c->user_stopped || c->recovery_failed;
+	return c->status == PV_CS_RECOVERING && c->recovery_failed; /* a backoff_policy wait */
+}
+
 uint64_t pv_container_unstable_ms(const struct pv_ctr *c)
 {
 	int st = c->spec->auto_recovery.stable_timeout;
-	if (st <= 0 || (c->status == PV_CS_STOPPED && c->user_stopped))
+	if (st <= 0 || left_stopped(c))
 		return 0;
 	if (!c->goal_ms)
 		return UINT64_MAX;
@@ -83,8 +93,7 @@ int pv_group_goals(const struct pv_engine *e, const char **who)
 				*who = c->spec->name;
 			return -1;
 		}
-		/* stopped on purpose before (API stop): not part of what the update tests */
-		if (c->status == PV_CS_STOPPED && c->user_stopped)
+		if (left_stopped(c))
 			continue;
 		/* past the goal and not stopped (READY with goal STARTED) counts as reached */
 		if (g == GOAL_NONE && c->status <= PV_CS_READY)
@@ -112,6 +121,7 @@ static void start_one(struct pv_engine *e, struct pv_ctr *c)
 	struct pv_error err = PV_ERROR_INIT;
 	int r;
 
+	c->user_stopped = false;
 	if (c->n_mounts == 0) {
 		r = pv_volumes_mount(c, &err);
 		if (r < 0)

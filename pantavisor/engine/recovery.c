@@ -24,6 +24,8 @@ static void backoff_cb(uv_timer_t *t)
 	struct pv_ctr *c = t->data;
 	if (c->e->shutting_down || !c->recovery_failed)
 		return;
+	pv_log(PV_LOG_INFO, "recovery", "%s: backoff of %d s over; retries start again",
+	       c->spec->name, c->spec->auto_recovery.backoff_wait);
 	c->recovery_failed = false;
 	c->retries = 0;
 	pv_container_set_status(c, PV_CS_INSTALLED);
@@ -97,7 +99,9 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 			return;
 		}
 		if (ar->backoff == PV_BACKOFF_WAIT) {
+			/* shown as RECOVERING (it will be started again), as upstream */
 			c->recovery_failed = true;
+			pv_container_set_status(c, PV_CS_RECOVERING);
 			uv_timer_start(&c->timer, backoff_cb, (uint64_t)ar->backoff_wait * 1000, 0);
 			return;
 		}

@@ -283,6 +283,34 @@ def test_auto_recovery_restarts_and_counts(env):
     assert env.mounts() == []
 
 
+def test_backoff_policy_never_and_a_duration(env):
+    """After max_retries: `never` leaves the container STOPPED for good; a duration shows it
+    RECOVERING for that long, then starts it again with a fresh retry count."""
+    nv = env.container("bn", init=CRASHER, group="app", restart_policy="container",
+                       auto_recovery={"policy": "on-failure", "max_retries": 1,
+                                      "retry_delay": 0, "backoff_policy": "never"})
+    du = env.container("bd", init=CRASHER, group="app", restart_policy="container",
+                       auto_recovery={"policy": "on-failure", "max_retries": 1,
+                                      "retry_delay": 0, "backoff_policy": "3s"})
+    env.write_rev("0", nv, du)
+    p = env.start()
+    assert wait_for(lambda: "%s: exited; max_retries 1 exhausted (backoff never)" % nv[0]
+                    in env.log(), 30), env.log()
+    assert wait_for(lambda: "%s: exited; max_retries 1 exhausted (backoff 3s)" % du[0]
+                    in env.log(), 30), env.log()
+    assert env.containers()[du[0]]["status"] == "RECOVERING", env.containers()[du[0]]
+    assert wait_for(lambda: "%s: backoff of 3 s over" % du[0] in env.log(), 10), env.log()
+    # started over: it crashes and exhausts its retries again, and waits again
+    assert wait_for(lambda: env.log().count("%s: exited; max_retries 1 exhausted" % du[0]) >= 2,
+                    30), env.log()
+    st = env.containers()[nv[0]]
+    assert st["status"] == "STOPPED" and env.lxc(nv[0])[0] != "RUNNING", st
+    assert env.log().count("%s: exited; max_retries" % nv[0]) == 1, env.log()
+    assert p.poll() is None  # never a reboot for restart_policy container
+    assert stop_engine(env, p) == 0
+    assert env.mounts() == []
+
+
 def test_system_container_failing_without_recovery_asks_for_reboot(env):
     c = env.container("sy", init=CRASHER, group="app", restart_policy="system",
                       auto_recovery={"policy": "no"})
@@ -719,6 +747,51 @@ def test_container_action_stop_start_restart(env):
     assert wait_for(lambda: env.lxc(c[0])[1] not in (0, pid2) and
                     env.containers()[c[0]]["status"] == "STARTED", 15), env.log()
     assert env.lxc(s[0])[0] == "RUNNING"
+    assert stop_engine(env, p) == 0
+    assert env.mounts() == []
+
+
+def test_api_start_while_stopping_restarts_and_stop_before_start_holds(env):
+    """A start sent while an API stop is still waiting for the container to go (its init
+    ignores SIGTERM) starts it again once gone (it used to be dropped: left STOPPED); a stop
+    of a container not started yet (BLOCKED by an earlier group) keeps it from starting, even
+    after that group's timeout, until it is started; no volume stays mounted while stopped."""
+    groups = [{"name": "first", "status_goal": "READY", "restart_policy": "container",
+               "timeout": 2},
+              {"name": "second", "status_goal": "STARTED", "restart_policy": "container",
+               "timeout": 30}]
+    sb = env.container("as", init=STUBBORN, group="first", restart_policy="container",
+                       auto_recovery={"policy": "no"})
+    bl = env.container("ab", group="second", restart_policy="container",
+                       auto_recovery={"policy": "no"})
+    env.write_rev("0", sb, bl, extra={"groups.json": groups})
+    p = env.start()
+
+    def act(name, action):
+        return env.request("container-action", {"name": name, "action": action})["status"]
+
+    def status(name):
+        return env.containers()[name]["status"]
+    assert wait_for(lambda: status(bl[0]) == "BLOCKED", 10), env.log()
+    assert act(bl[0], "stop") == 200
+    assert status(bl[0]) == "STOPPED" and env.containers()[bl[0]]["user_stopped"] is True
+    assert wait_for(lambda: status(sb[0]) == "STARTED", 10), env.log()
+    pid = env.lxc(sb[0])[1]
+    time.sleep(3)  # past the first group's 2 s timeout: "second" would start now
+    assert status(bl[0]) == "STOPPED" and env.lxc(bl[0])[0] != "RUNNING"
+    assert not [m for m in env.mounts() if bl[0] in m], env.mounts()
+    assert act(bl[0], "start") == 200
+    assert wait_for(lambda: status(bl[0]) == "STARTED", 15), env.log()
+    assert env.containers()[bl[0]]["user_stopped"] is False
+
+    assert act(sb[0], "stop") == 200
+    assert status(sb[0]) == "STOPPING"
+    assert act(sb[0], "start") == 200  # the stop's 5 s grace is still running
+    assert wait_for(lambda: env.lxc(sb[0])[1] not in (0, pid) and status(sb[0]) == "STARTED",
+                    20), env.log()
+    st = env.containers()[sb[0]]
+    assert st["user_stopped"] is False and st["auto_recovery"]["current_retries"] == 0, st
+    assert env.log().count("%s: still running after" % sb[0]) == 1, env.log()
     assert stop_engine(env, p) == 0
     assert env.mounts() == []
 

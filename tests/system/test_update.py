@@ -492,3 +492,21 @@ def test_pvcontrol_steps_install_run_follows_progress(ud):
     # which still waits for its try boot: pv_try names it again, pv_rev is untouched
     env = ud.bootenv()
     assert env.get("pv_try") == "locals/good" and env.get("pv_rev") == "0", env
+
+
+def test_container_that_failed_before_does_not_hold_a_hot_update(ud):
+    """A container that exited for good before the update (no auto_recovery: left STOPPED) is
+    kept as it is by a hot update of another one; it is not part of what the update tests, so
+    it neither blocks the goals nor the commit (it used to run the update into its goals
+    timeout and a rollback)."""
+    a, b = ud.name(0), ud.name(1)
+    ud.rev0.ctrs[a].init = "/bin/sleep 2"
+    ud.rev0.ctrs[a].run_extra = {"auto_recovery": {"policy": "no", "stable_timeout": 3}}
+    ud.start(wait=False)
+    assert pvtest.wait_until(lambda: ud.containers().get(a, {}).get("status") == "STOPPED" and
+                             ud.containers()[b]["status"] == "STARTED", 60), ud.diag()
+    p, tl, reply = ud.update("after-failure", ud.revision(change=[b]), timeout=60)
+    assert reply[0] == 200, reply
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.containers()[a]["status"] == "STOPPED"
+    assert ud.current() == "locals/after-failure"

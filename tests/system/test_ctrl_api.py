@@ -831,6 +831,25 @@ def test_pvcontrol_ls_and_errors(env):
     assert r.returncode != 0 and "404" in r.stderr
 
 
+def test_pvcontrol_containers_restart_and_errors_from_mgmt(env):
+    """A mgmt container drives another through pvcontrol: restart gives it a new init, an
+    unknown name fails naming the 404."""
+    pid = int(subprocess.run(["lxc-info", "-n", env.ap, "-P", env.lxcpath, "-p", "-H"],
+                             capture_output=True, text=True).stdout)
+    r = pvcontrol(env, "containers", "restart", env.ap, who=env.mg)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+    def new_pid():
+        out = subprocess.run(["lxc-info", "-n", env.ap, "-P", env.lxcpath, "-p", "-H"],
+                             capture_output=True, text=True).stdout.strip()
+        return out and int(out) != pid and engine_started(env, env.ap)
+    assert wait_for(new_pid, 30), env.log_text()
+    r = pvcontrol(env, "containers", "stop", "nosuch" + env.tag, who=env.mg)
+    assert r.returncode != 0 and "404" in r.stderr, (r.stdout, r.stderr)
+    r = pvcontrol(env, "containers", "ls", who=env.mg)
+    assert r.returncode == 0 and env.ap in {c["name"] for c in json.loads(r.stdout)}, r.stderr
+
+
 def test_pvcontrol_steps_install(env):
     # a pvr export: json + objects/<sha>; every object is uploaded, then the state
     d = os.path.join(env.root, "export")

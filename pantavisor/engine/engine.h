@@ -198,6 +198,9 @@ uint64_t pv_container_unstable_ms(const struct pv_ctr *c);
 
 /* recovery.c */
 void pv_recovery_on_exit(struct pv_ctr *c);
+/* (Re)starts the wait of a container whose retries are used up and whose backoff_policy is a
+ * duration (recovery_failed, RECOVERING): started again with a fresh count when it is over. */
+void pv_recovery_backoff_start(struct pv_ctr *c);
 
 /* graph.c */
 void pv_graph_update(struct pv_engine *e);		 /* recompute; push when changed */

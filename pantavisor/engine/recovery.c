@@ -32,6 +32,12 @@ static void backoff_cb(uv_timer_t *t)
 	pv_engine_wake(c->e);
 }
 
+void pv_recovery_backoff_start(struct pv_ctr *c)
+{
+	uv_timer_start(&c->timer, backoff_cb, (uint64_t)c->spec->auto_recovery.backoff_wait * 1000,
+		       0);
+}
+
 void pv_recovery_on_exit(struct pv_ctr *c)
 {
 	struct pv_engine *e = c->e;
@@ -102,7 +108,7 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 			/* shown as RECOVERING (it will be started again), as upstream */
 			c->recovery_failed = true;
 			pv_container_set_status(c, PV_CS_RECOVERING);
-			uv_timer_start(&c->timer, backoff_cb, (uint64_t)ar->backoff_wait * 1000, 0);
+			pv_recovery_backoff_start(c);
 			return;
 		}
 	}

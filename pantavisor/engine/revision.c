@@ -175,6 +175,11 @@ int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
 			} else if (o->status == PV_CS_STOPPED &&
 				   (o->user_stopped || o->recovery_failed)) {
 				n->status = PV_CS_STOPPED;
+			} else if (o->status == PV_CS_RECOVERING && o->recovery_failed) {
+				/* in its backoff_policy wait: started now, a crash-looping
+				 * container would fail an update that did not touch it */
+				n->status = PV_CS_RECOVERING;
+				pv_recovery_backoff_start(n);
 			}
 		} else if (o->n_mounts) {
 			pv_volumes_umount(o);

@@ -494,19 +494,29 @@ def test_pvcontrol_steps_install_run_follows_progress(ud):
     assert env.get("pv_try") == "locals/good" and env.get("pv_rev") == "0", env
 
 
-def test_container_that_failed_before_does_not_hold_a_hot_update(ud):
-    """A container that exited for good before the update (no auto_recovery: left STOPPED) is
-    kept as it is by a hot update of another one; it is not part of what the update tests, so
-    it neither blocks the goals nor the commit (it used to run the update into its goals
-    timeout and a rollback)."""
+@pytest.mark.parametrize("left", ["stopped", "in-backoff"])
+def test_container_that_failed_before_does_not_hold_a_hot_update(ud, left):
+    """A container that failed for good before the update (no auto_recovery: left STOPPED;
+    or its retries used up and waiting out a backoff_policy duration: RECOVERING) is kept as it
+    is by a hot update of another one: not part of what the update tests, it holds neither the
+    goals nor the commit (it used to hold the update INPROGRESS forever), and one in its
+    backoff is not started early (it would crash again and fail the update)."""
     a, b = ud.name(0), ud.name(1)
     ud.rev0.ctrs[a].init = "/bin/sleep 2"
-    ud.rev0.ctrs[a].run_extra = {"auto_recovery": {"policy": "no", "stable_timeout": 3}}
+    if left == "stopped":
+        ud.rev0.ctrs[a].run_extra = {"auto_recovery": {"policy": "no", "stable_timeout": 3}}
+        want = "STOPPED"
+    else:
+        ud.rev0.ctrs[a].run_extra = {"auto_recovery": {
+            "policy": "always", "max_retries": 1, "retry_delay": 0, "backoff_policy": "1h",
+            "stable_timeout": 3}}
+        want = "RECOVERING"
     ud.start(wait=False)
-    assert pvtest.wait_until(lambda: ud.containers().get(a, {}).get("status") == "STOPPED" and
-                             ud.containers()[b]["status"] == "STARTED", 60), ud.diag()
+    assert pvtest.wait_until(lambda: ud.containers().get(a, {}).get("status") == want and
+                             ud.containers()[b]["status"] == "STARTED" and
+                             (left == "stopped" or "exhausted" in ud.log()), 60), ud.diag()
     p, tl, reply = ud.update("after-failure", ud.revision(change=[b]), timeout=60)
     assert reply[0] == 200, reply
     assert p["status"] == "UPDATED", (p, tl, ud.diag())
-    assert ud.containers()[a]["status"] == "STOPPED"
+    assert ud.containers()[a]["status"] == want
     assert ud.current() == "locals/after-failure"

@@ -283,6 +283,28 @@ def test_auto_recovery_restarts_and_counts(env):
     assert env.mounts() == []
 
 
+def test_reset_window_gives_a_long_run_its_retries_back(env):
+    """A container that ran longer than reset_window before it exited starts its count over:
+    with max_retries 1 it is retried after each such exit, never exhausted; one that exits
+    sooner uses its retry up."""
+    longer = env.container("rl", init="#!/bin/sh\nsleep 3\nexit 1\n", group="app",
+                           restart_policy="container",
+                           auto_recovery={"policy": "always", "max_retries": 1,
+                                          "retry_delay": 0, "reset_window": 2})
+    shorter = env.container("rs", init=CRASHER, group="app", restart_policy="container",
+                            auto_recovery={"policy": "always", "max_retries": 1,
+                                           "retry_delay": 0, "reset_window": 2,
+                                           "backoff_policy": "never"})
+    env.write_rev("0", longer, shorter)
+    p = env.start()
+    assert wait_for(lambda: env.log().count("%s: ran " % longer[0]) >= 2, 30), env.log()
+    log = env.log()
+    assert "%s: exited; max_retries" % longer[0] not in log, log
+    assert "%s: exited; max_retries 1 exhausted" % shorter[0] in log, log
+    assert env.containers()[shorter[0]]["status"] == "STOPPED"
+    assert stop_engine(env, p) == 0
+
+
 def test_backoff_policy_never_and_a_duration(env):
     """After max_retries: `never` leaves the container STOPPED for good; a duration shows it
     RECOVERING for that long, then starts it again with a fresh retry count."""

@@ -442,6 +442,10 @@ int main(int argc, char **argv)
 	const char *pm = getenv("PVCONTROL_POLL_MS"); /* tests poll faster */
 	if (pm && atoi(pm) > 0)
 		o.poll_ms = atoi(pm);
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
+		usage(stdout);
+		return 0;
+	}
 	while ((c = getopt(argc, argv, "+s:vwt:f:m:h")) != -1) {
 		switch (c) {
 		case 's':

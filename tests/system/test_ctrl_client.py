@@ -253,3 +253,16 @@ def test_driver_errors_relayed(rig):
     assert st in (400, 404), (st, body)
     st, body = curl(rig, "/drivers", "POST")
     assert st == 405
+
+
+@pytest.mark.parametrize("arg", ["-h", "--help", "help"])
+def test_pvcontrol_help_is_on_stdout_and_exit_0(arg):
+    r = subprocess.run([PVCONTROL, arg], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stdout.startswith("usage: pvcontrol"), (r.stdout, r.stderr)
+    assert "steps install" in r.stdout
+
+
+def test_pvcontrol_unknown_command_is_a_usage_error():
+    r = subprocess.run([PVCONTROL, "-s", "/nonexistent", "dance"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and "usage: pvcontrol" in r.stderr, (r.stdout, r.stderr)

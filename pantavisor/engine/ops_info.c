@@ -17,9 +17,10 @@
 #include "pvstate/fileio.h"
 #include "pvstate/status.h"
 
+#include "gitdesc.h" /* PV_BUILD_GITDESC, generated at build time */
+
 #ifndef PV_BUILD_VERSION
 #define PV_BUILD_VERSION "unknown"
-#define PV_BUILD_GITDESC "unknown"
 #define PV_BUILD_TYPE	 "unknown"
 #define PV_BUILD_OPTIONS ""
 #endif

@@ -520,3 +520,21 @@ def test_container_that_failed_before_does_not_hold_a_hot_update(ud, left):
     assert p["status"] == "UPDATED", (p, tl, ud.diag())
     assert ud.containers()[a]["status"] == want
     assert ud.current() == "locals/after-failure"
+
+
+def test_api_action_on_a_container_the_update_is_stopping_is_409(ud):
+    """While an update waits for a changed container to stop (its init ignores SIGTERM: the
+    5 s grace), an API start of that container is refused with 409, not queued: done, it would
+    have restarted the old revision's container in the middle of the switch. The update then
+    completes."""
+    b = ud.name(1)
+    ud.rev0.ctrs[b].init = "/bin/sleep 100000"  # a namespace's init without handlers
+    ud.start()
+    rev = ud.stage("stubborn", ud.revision(change=[b]))
+    assert ud.run_cmd(rev)[0] == 200
+    assert pvtest.wait_until(lambda: ud.containers()[b]["status"] == "STOPPING", 10), ud.diag()
+    st, _, body = ud.curl("/containers/" + b, "PUT", data='{"action":"start"}')
+    assert st == 409 and "update" in json.loads(body)["Error"], (st, body)
+    p, tl = ud.poll(rev, 60)
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.running()[b][1] == "r1", ud.running()

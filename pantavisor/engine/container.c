@@ -479,14 +479,15 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 {
 	bool stop = !strcmp(action, "stop"), start = !strcmp(action, "start"),
 	     restart = !strcmp(action, "restart");
-	if (!stop && !start && !restart) {
-		*why = "action must be stop, start or restart";
-		return 400;
-	}
-	/* upstream: only restart_policy container can be controlled through the API */
+	/* upstream: only restart_policy container can be controlled through the API (checked
+	 * before the action, as upstream) */
 	if (c->spec->restart_policy != PV_RESTART_CONTAINER) {
 		*why = "container has restart_policy system";
 		return 403;
+	}
+	if (!stop && !start && !restart) {
+		*why = "action is not start, stop or restart";
+		return 400;
 	}
 	if (c->e->shutting_down || c->e->failing) {
 		*why = "engine is stopping";

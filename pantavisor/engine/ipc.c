@@ -184,7 +184,12 @@ static char *do_action(struct pv_engine *e, const struct pv_msg *m)
 		if (strcmp(e->ctrs[i].spec->name, name) != 0)
 			continue;
 		int st = pv_container_action(&e->ctrs[i], action, &why);
-		return st ? pv_msg_reply_error(m->id, st, why) : pv_msg_reply(m->id, 200, NULL);
+		if (!st)
+			return pv_msg_reply(m->id, 200, NULL);
+		char msg[256];
+		snprintf(msg, sizeof(msg), "container %s: %s%s%.32s%s", name, why,
+			 st == 400 ? " (\"" : "", st == 400 ? action : "", st == 400 ? "\")" : "");
+		return pv_msg_reply_error(m->id, st, msg);
 	}
 	return pv_msg_reply_error(m->id, 404, "unknown container");
 }

@@ -538,7 +538,12 @@ def test_bad_command_and_action_400(env):
     st, body = env.curl("/commands", "POST", data='{"op":"FORMAT_DISK"}')
     assert st == 400 and "FORMAT_DISK" in err_of(body)
     st, body = env.curl("/containers/" + env.ap, "PUT", data='{"action":"explode"}')
-    assert st == 400 and "explode" in err_of(body)
+    assert st == 400 and "explode" in err_of(body) and env.ap in err_of(body), body
+    # upstream's order: an unknown container is 404 whatever the action
+    st, body = env.curl("/containers/nosuch" + env.tag, "PUT", data='{"action":"explode"}')
+    assert st == 404, (st, body)
+    st, body = env.curl("/containers/" + env.ap, "PUT", data='{"verb":"stop"}')
+    assert st == 400 and "action" in err_of(body), body
     st, body = env.curl("/steps/0/commitmsg", "PUT", data="")
     assert st == 400
 

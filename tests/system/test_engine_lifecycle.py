@@ -754,6 +754,9 @@ def test_container_action_stop_start_restart(env):
     assert act(s[0], "stop") == 403  # restart_policy system is not the API's
     assert act("nosuch", "stop") == 404
     assert act(c[0], "explode") == 400
+    # upstream's order: unknown name (404), then the policy (403), then the action (400)
+    assert act("nosuch", "explode") == 404
+    assert act(s[0], "explode") == 403
     assert act(c[0], "stop") == 200
     # a stop is not a crash: no auto-recovery, user_stopped set, the engine keeps running
     assert wait_for(lambda: env.containers()[c[0]]["status"] == "STOPPED", 10)

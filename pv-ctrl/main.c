@@ -415,24 +415,29 @@ static unsigned fit_fd_limit(int *cap)
 	return (unsigned)*cap * 2;
 }
 
+/* The socket appears at path only once it listens (bound under a temporary name, then renamed
+ * over any stale one a killed pv-ctrl left): a client that sees the path can connect. */
 static int bind_socket(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.tmp.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path); /* no room: in place */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	/* a socket left by a killed pv-ctrl is stale: init runs only one of us */
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+	unlink(sa.sun_path);
+	/* any local process may connect: what it may do is decided per request by its identity */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0 ||
+	    chmod(sa.sun_path, 0666) < 0 ||
+	    (strcmp(sa.sun_path, path) != 0 && rename(sa.sun_path, path) < 0)) {
 		int e = -errno;
+		unlink(sa.sun_path);
 		close(fd);
 		return e;
 	}
-	/* any local process may connect: what it may do is decided per request by its identity */
-	chmod(path, 0666);
 	return fd;
 }
 

@@ -395,8 +395,11 @@ int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 		return pv_error_set(err, -ENOMEM, "container %s: cannot watch start helper", name);
 	}
 	c->stop_requested = false;
+	c->api_stop = c->api_restart = false; /* whatever asked for a stop is done with */
 	c->ready_pending = false;
 	c->start_ms = pv_now_ms();
+	if (!c->first_start_ms)
+		c->first_start_ms = c->start_ms;
 	pv_container_set_status(c, PV_CS_STARTING);
 	pid_t h = fork();
 	if (h < 0) {
@@ -446,6 +449,11 @@ void pv_container_stop(struct pv_ctr *c)
 	}
 	/* PID 1 of a namespace ignores signals it has no handler for; SIGTERM helps shells. */
 	kill(c->pid, SIGTERM);
+	pv_container_arm_stop_grace(c);
+}
+
+void pv_container_arm_stop_grace(struct pv_ctr *c)
+{
 	uv_timer_start(&c->timer, stop_grace_cb, PV_STOP_GRACE_MS, 0);
 }
 
@@ -461,6 +469,9 @@ bool pv_container_adopt(struct pv_ctr *c)
 			pv_volumes_adopt(c);
 			c->adopted = true;
 			c->start_ms = pv_now_ms();
+			/* at its goal since before we came: stable_timeout counts from now (0 would
+			 * mean "not at its goal" and hold every commit) */
+			c->goal_ms = c->start_ms;
 			/* a re-adopted container had reached its goal before the engine died */
 			c->status =
 			    c->spec->status_goal == PV_GOAL_READY ? PV_CS_READY : PV_CS_STARTED;
@@ -496,8 +507,8 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 	bool running = c->pid > 0 || c->helper_pid > 0;
 	pv_log(PV_LOG_INFO, "container", "%s: API %s (%s)", c->spec->name, action,
 	       pv_cstatus_str(c->status));
-	if (running && c->stop_requested && !c->api_stop && !c->api_restart) {
-		*why = "container is being stopped by the engine (an update)";
+	if (pv_update_claims(c)) {
+		*why = "container is being stopped by an update";
 		return 409;
 	}
 	if (running && c->stop_requested) {
@@ -534,6 +545,7 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 	uv_timer_stop(&c->timer);
 	c->user_stopped = c->recovery_failed = false;
 	c->retries = 0;
+	c->first_start_ms = 0;
 	if (c->status == PV_CS_STOPPED || c->status == PV_CS_RECOVERING)
 		pv_container_set_status(c, PV_CS_INSTALLED);
 	pv_engine_wake(c->e);

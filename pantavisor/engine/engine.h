@@ -50,9 +50,11 @@ struct pv_ctr {
 	bool api_stop, api_restart; /* a container-action stop/restart is in progress */
 	bool ready_pending;	    /* `ready` arrived while STARTING: applied once STARTED */
 	int retries;
-	uint64_t start_ms; /* monotonic ms of the last start (group timeout, reset_window) */
-	uint64_t goal_ms;  /* monotonic ms it became STARTED/READY in this run; 0 while not */
-	char **mounts;	   /* mount points made for this container, unmounted in reverse */
+	uint64_t start_ms;	 /* monotonic ms of the last start (group timeout, reset_window) */
+	uint64_t first_start_ms; /* its first start, not reset by recovery restarts (an update's
+				  * goal timeout for a crash loop); reset by an API start */
+	uint64_t goal_ms;	 /* monotonic ms it became STARTED/READY in this run; 0 while not */
+	char **mounts;		 /* mount points made for this container, unmounted in reverse */
 	size_t n_mounts;
 };
 
@@ -155,6 +157,9 @@ void pv_update_try_failed(struct pv_engine *e, const char *rev, bool bad_format)
 void pv_update_resume(struct pv_engine *e, bool same_session);
 void pv_update_tick(struct pv_engine *e); /* every wake-up / second: advance the update */
 bool pv_update_active(const struct pv_engine *e);
+/* c is one the update in flight is stopping (before its switch or its rollback): the API must
+ * not start or restart it meanwhile */
+bool pv_update_claims(const struct pv_ctr *c);
 bool pv_update_is(const struct pv_engine *e, const char *rev); /* rev is the update in flight */
 /* A container failed (no recovery left) while an update is testing it: true when the update
  * handles it (ERROR and rollback) instead of the steady-state failure path. */
@@ -176,6 +181,9 @@ bool pv_is_mountpoint(const char *path);
 /* container.c */
 int pv_container_start(struct pv_ctr *c, struct pv_error *err);
 void pv_container_stop(struct pv_ctr *c); /* lenient: shutdown now, kill after grace */
+/* (Re)arms the grace after which a STOPPING container is killed (a record that took over a
+ * stopping container from an update's swap). */
+void pv_container_arm_stop_grace(struct pv_ctr *c);
 bool pv_container_adopt(struct pv_ctr *c);
 /* PUT /containers/<name> {"action"}: 0, or an HTTP-like status with a message in *why. */
 int pv_container_action(struct pv_ctr *c, const char *action, const char **why);
@@ -191,7 +199,12 @@ void pv_group_run(struct pv_engine *e);
 enum pv_cstatus pv_group_status(const struct pv_engine *e, int g);
 /* Every container at its status goal: 1; some still on the way: 0; one timed out: -1 (*who =
  * its name). Containers the user stopped before do not count. */
-int pv_group_goals(const struct pv_engine *e, const char **who);
+/* since_ms: when the update began to track goals; a container recovering (a crash loop with
+ * retries left) counts as timed out once its group timeout has run since its first start in
+ * this revision, or since since_ms if later. */
+int pv_group_goals(const struct pv_engine *e, uint64_t since_ms, const char **who);
+/* Stopped and meant to stay so (API stop, recovery used up, a backoff wait). */
+bool pv_container_left_stopped(const struct pv_ctr *c);
 /* ms until the container has run at its goal for its auto_recovery stable_timeout (0: stable,
  * or no stable_timeout, or stopped by the user; UINT64_MAX: not running at its goal). */
 uint64_t pv_container_unstable_ms(const struct pv_ctr *c);
@@ -201,6 +214,9 @@ void pv_recovery_on_exit(struct pv_ctr *c);
 /* (Re)starts the wait of a container whose retries are used up and whose backoff_policy is a
  * duration (recovery_failed, RECOVERING): started again with a fresh count when it is over. */
 void pv_recovery_backoff_start(struct pv_ctr *c);
+/* A record that took over a RECOVERING container (an update kept it): its retry timer or its
+ * backoff wait goes on (from the start: the time left is not kept). */
+void pv_recovery_resume(struct pv_ctr *c);
 
 /* graph.c */
 void pv_graph_update(struct pv_engine *e);		 /* recompute; push when changed */

@@ -47,7 +47,7 @@ static enum goal_result goal_check(const struct pv_engine *e, const struct pv_ct
 /* Stopped and meant to stay so (an API stop, or a failure that used up its recovery before):
  * nothing an update can test, so it neither holds an update's goals nor its commit. Inside an
  * update a failure fails the update instead (recovery.c), so recovery_failed predates it. */
-static bool left_stopped(const struct pv_ctr *c)
+bool pv_container_left_stopped(const struct pv_ctr *c)
 {
 	if (c->status == PV_CS_STOPPED)
 		return c->user_stopped || c->recovery_failed;
@@ -57,7 +57,7 @@ static bool left_stopped(const struct pv_ctr *c)
 uint64_t pv_container_unstable_ms(const struct pv_ctr *c)
 {
 	int st = c->spec->auto_recovery.stable_timeout;
-	if (st <= 0 || left_stopped(c))
+	if (st <= 0 || pv_container_left_stopped(c))
 		return 0;
 	if (!c->goal_ms)
 		return UINT64_MAX;
@@ -80,7 +80,7 @@ enum pv_cstatus pv_group_status(const struct pv_engine *e, int g)
 	return low;
 }
 
-int pv_group_goals(const struct pv_engine *e, const char **who)
+int pv_group_goals(const struct pv_engine *e, uint64_t since_ms, const char **who)
 {
 	int res = 1;
 	for (size_t i = 0; i < e->n_ctrs; i++) {
@@ -93,8 +93,19 @@ int pv_group_goals(const struct pv_engine *e, const char **who)
 				*who = c->spec->name;
 			return -1;
 		}
-		if (left_stopped(c))
+		if (pv_container_left_stopped(c))
 			continue;
+		if (c->status == PV_CS_RECOVERING) {
+			/* a crash loop with retries left would otherwise hold the update forever:
+			 * each restart counts the goal timeout again from that start */
+			uint64_t t0 = c->first_start_ms > since_ms ? c->first_start_ms : since_ms;
+			uint64_t t = (uint64_t)group_timeout(e, c) * 1000;
+			if (pv_now_ms() - t0 > t) {
+				if (who)
+					*who = c->spec->name;
+				return -1;
+			}
+		}
 		/* past the goal and not stopped (READY with goal STARTED) counts as reached */
 		if (g == GOAL_NONE && c->status <= PV_CS_READY)
 			continue;

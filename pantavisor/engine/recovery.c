@@ -38,6 +38,25 @@ void pv_recovery_backoff_start(struct pv_ctr *c)
 		       0);
 }
 
+/* The wait before retry n (1-based): retry_delay * backoff_factor^(n-1) seconds. */
+static double retry_delay_s(const struct pv_auto_recovery *ar, int n)
+{
+	double delay = ar->retry_delay;
+	if (ar->backoff_factor > 1.0 && n > 1)
+		delay *= pow(ar->backoff_factor, n - 1);
+	return delay;
+}
+
+void pv_recovery_resume(struct pv_ctr *c)
+{
+	if (c->recovery_failed) {
+		pv_recovery_backoff_start(c);
+		return;
+	}
+	double delay = retry_delay_s(&c->spec->auto_recovery, c->retries);
+	uv_timer_start(&c->timer, retry_cb, (uint64_t)(delay * 1000), 0);
+}
+
 void pv_recovery_on_exit(struct pv_ctr *c)
 {
 	struct pv_engine *e = c->e;
@@ -78,9 +97,7 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 	bool recover = ar->policy == PV_RECOVERY_ALWAYS || ar->policy == PV_RECOVERY_ON_FAILURE;
 	if (recover && (ar->max_retries == 0 || c->retries < ar->max_retries)) {
 		c->retries++;
-		double delay = ar->retry_delay;
-		if (ar->backoff_factor > 1.0)
-			delay *= pow(ar->backoff_factor, c->retries - 1);
+		double delay = retry_delay_s(ar, c->retries);
 		pv_log(PV_LOG_WARN, "recovery", "%s: exited; auto_recovery retry %d/%d in %.1f s",
 		       name, c->retries, ar->max_retries, delay);
 		pv_container_set_status(c, PV_CS_RECOVERING);

@@ -154,6 +154,7 @@ int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
 			o->n_mounts = 0;
 			n->retries = o->retries;
 			n->start_ms = o->start_ms;
+			n->first_start_ms = o->first_start_ms;
 			n->user_stopped = o->user_stopped;
 			n->recovery_failed = o->recovery_failed;
 			n->adopted = o->adopted;
@@ -166,20 +167,27 @@ int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
 				/* at its goal since then: stable_timeout keeps counting from there
 				 * (set_status only stamps a change, and this is none) */
 				n->goal_ms = o->goal_ms;
+				/* an API stop in its grace: the new record kills it in time */
+				if (n->status == PV_CS_STOPPING)
+					pv_container_arm_stop_grace(n);
 				if (pv_watch_start(n) < 0) {
-					/* it died meanwhile: start it again */
+					/* it died meanwhile: start it again, unless the API was
+					 * stopping it */
 					n->pid = 0;
 					pv_volumes_umount(n);
-					n->status = PV_CS_INSTALLED;
+					n->status = n->api_stop ? PV_CS_STOPPED : PV_CS_INSTALLED;
+					n->user_stopped = n->api_stop;
+					n->api_stop = n->api_restart = false;
 				}
 			} else if (o->status == PV_CS_STOPPED &&
 				   (o->user_stopped || o->recovery_failed)) {
 				n->status = PV_CS_STOPPED;
-			} else if (o->status == PV_CS_RECOVERING && o->recovery_failed) {
-				/* in its backoff_policy wait: started now, a crash-looping
-				 * container would fail an update that did not touch it */
+			} else if (o->status == PV_CS_RECOVERING) {
+				/* waiting to retry, or in its backoff_policy wait: started now, a
+				 * crash-looping container would fail an update that did not touch
+				 * it */
 				n->status = PV_CS_RECOVERING;
-				pv_recovery_backoff_start(n);
+				pv_recovery_resume(n);
 			}
 		} else if (o->n_mounts) {
 			pv_volumes_umount(o);

@@ -71,6 +71,10 @@ struct pv_update {
 	bool waiting_stable;  /* "Waiting for all containers to become stable" was reported */
 	char stable_who[128]; /* the container the commit waits for, as last logged */
 	uint64_t phase_ms;
+	uint64_t track_ms;	  /* when the goals began to be tracked (PH_TRACK): goal timeouts of
+				   * containers recovering since count from here at the earliest */
+	bool waiting_goal;	  /* the commit waits for a container back at its goal (logged) */
+	uint64_t commit_delay_ms; /* of this update's TESTING */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -382,6 +386,13 @@ bool pv_update_active(const struct pv_engine *e)
 	return e->update != NULL;
 }
 
+bool pv_update_claims(const struct pv_ctr *c)
+{
+	const struct pv_update *u = c->e->update;
+	return u && (u->phase == PH_STOPPING || u->phase == PH_RB_STOPPING) &&
+	       names_has(u->names, u->n_names, c->spec->name);
+}
+
 bool pv_update_is(const struct pv_engine *e, const char *rev)
 {
 	return e->update && !strcmp(e->update->rev, rev);
@@ -391,6 +402,8 @@ static void set_phase(struct pv_update *u, enum phase p)
 {
 	u->phase = p;
 	u->phase_ms = pv_now_ms();
+	if (p == PH_TRACK)
+		u->track_ms = u->phase_ms;
 }
 
 /* ---------------------------------------------------------------- install (worker thread) */
@@ -535,6 +548,9 @@ static void stop_names(struct pv_engine *e, char **names, size_t n)
 			continue;
 		uv_timer_stop(&c->timer);
 		c->stop_requested = true;
+		/* the update's stop wins over a pending API one: a restart would start the old
+		 * container again in the middle of the switch (API actions on it are 409 now) */
+		c->api_stop = c->api_restart = false;
 		if (c->pid > 0) {
 			pv_log(PV_LOG_INFO, "update", "%s: stopping for the switch", names[i]);
 			pv_container_stop(c);
@@ -740,8 +756,10 @@ bool pv_update_container_failed(struct pv_ctr *c, const char *why)
 		       why);
 		progress_set(c->e, u->rev, "ERROR", ERR_START, why);
 		u->abandon = true;
-		pv_container_set_status(c,
-					PV_CS_INSTALLED); /* a fresh start, as after a rollback */
+		/* a fresh start, as after a rollback */
+		c->retries = 0;
+		c->recovery_failed = false;
+		pv_container_set_status(c, PV_CS_INSTALLED);
 		pv_engine_wake(c->e);
 		return true;
 	}
@@ -781,9 +799,29 @@ static void enter_testing(struct pv_update *u)
 		u->commit->data = e;
 	}
 	u->commit_due = false;
-	uv_timer_start(u->commit, commit_cb, (uint64_t)delay * 1000, 0);
+	u->commit_delay_ms = (uint64_t)delay * 1000;
+	uv_timer_start(u->commit, commit_cb, u->commit_delay_ms, 0);
 	pv_log(PV_LOG_INFO, "update", "revision %s: every goal reached; commit in %d s", u->rev,
 	       delay);
+}
+
+/* A container that left its goal during TESTING (it exited and was recovered) is tested anew:
+ * the commit waits until it has been back at its goal for a whole commit delay, so a crash
+ * loop that passes through STARTED is never committed. Returns the ms still to wait, 0 if
+ * none. */
+static uint64_t back_at_goal_wait(const struct pv_update *u)
+{
+	const struct pv_engine *e = u->e;
+	uint64_t now = pv_now_ms(), wait = 0;
+	for (size_t i = 0; i < e->n_ctrs; i++) {
+		const struct pv_ctr *c = &e->ctrs[i];
+		if (pv_container_left_stopped(c) || c->goal_ms <= u->phase_ms)
+			continue;
+		uint64_t due = c->goal_ms + u->commit_delay_ms;
+		if (due > now && due - now > wait)
+			wait = due - now;
+	}
+	return wait;
 }
 
 /* After the commit delay: true while a container with an auto_recovery stable_timeout has not
@@ -878,6 +916,8 @@ static void abandon(struct pv_update *u)
 		if (!c || c->pid > 0 || c->helper_pid > 0)
 			continue;
 		c->stop_requested = false;
+		if (pv_container_left_stopped(c))
+			continue; /* stopped before the update (API, recovery used up): stays so */
 		pv_container_set_status(c, PV_CS_INSTALLED);
 	}
 	env_settle_try(e, e->rev);
@@ -909,7 +949,7 @@ void pv_update_tick(struct pv_engine *e)
 			finish_rollback(u);
 		break;
 	case PH_TRACK: {
-		int g = pv_group_goals(e, &who);
+		int g = pv_group_goals(e, u->track_ms, &who);
 		if (g < 0) {
 			snprintf(detail, sizeof(detail),
 				 "container %s did not reach its status goal within its group "
@@ -921,10 +961,39 @@ void pv_update_tick(struct pv_engine *e)
 		}
 		break;
 	}
-	case PH_TESTING:
-		if (u->commit_due && !wait_stable(u))
+	case PH_TESTING: {
+		/* a container that left its goal meanwhile (recovering) holds the commit until it
+		 * is back, and fails the update if it is not within its group timeout */
+		int g = pv_group_goals(e, u->track_ms, &who);
+		if (g < 0) {
+			snprintf(
+			    detail, sizeof(detail),
+			    "container %s did not get back to its status goal within its group "
+			    "timeout",
+			    who);
+			update_fail(u, ERR_GOAL, detail);
+			break;
+		}
+		if (!u->commit_due)
+			break;
+		uint64_t again = g > 0 && u->commit ? back_at_goal_wait(u) : 0;
+		if (g == 0 || again) {
+			if (!u->waiting_goal)
+				pv_log(PV_LOG_INFO, "update",
+				       "revision %s: a container left its goal while testing; the "
+				       "commit waits until all are back for %" PRIu64 " ms",
+				       u->rev, u->commit_delay_ms);
+			u->waiting_goal = true;
+			if (again) {
+				u->commit_due = false;
+				uv_timer_start(u->commit, commit_cb, again + 1, 0);
+			}
+			break;
+		}
+		if (!wait_stable(u))
 			commit(u);
 		break;
+	}
 	default:
 		break;
 	}

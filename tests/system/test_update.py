@@ -4,6 +4,7 @@
 import json
 import os
 import re
+import signal
 import socket
 import time
 
@@ -538,3 +539,78 @@ def test_api_action_on_a_container_the_update_is_stopping_is_409(ud):
     p, tl = ud.poll(rev, 60)
     assert p["status"] == "UPDATED", (p, tl, ud.diag())
     assert ud.running()[b][1] == "r1", ud.running()
+
+
+SLEEPER = "/bin/sleep 100000"  # a namespace init without handlers: stops only by the 5 s kill
+
+
+def test_update_overrides_a_pending_api_restart(ud):
+    """An API restart still waiting for its container to go, then an update that changes that
+    container: the update's stop wins (the restart used to start the old container again in
+    the middle of the switch, and the update waited for it to stop forever)."""
+    b = ud.name(1)
+    ud.rev0.ctrs[b].init = SLEEPER
+    ud.start()
+    st, _, body = ud.curl("/containers/" + b, "PUT", data='{"action":"restart"}')
+    assert st == 200, body
+    assert ud.containers()[b]["status"] == "STOPPING"
+    p, tl, reply = ud.update("over-restart", ud.revision(change=[b]), timeout=60)
+    assert reply[0] == 200, reply
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.running()[b][1] == "r1", ud.running()
+
+
+def test_api_stop_in_its_grace_across_the_switch_still_ends(ud):
+    """A kept container the API began to stop shortly before the update's switch is still
+    killed when its grace runs out (the swap used to drop its timer: STOPPING forever, and the
+    update INPROGRESS forever)."""
+    a, b = ud.name(0), ud.name(1)
+    ud.rev0.ctrs[a].init = SLEEPER
+    ud.rev0.ctrs[b].init = SLEEPER
+    ud.start()
+    rev = ud.stage("grace", ud.revision(change=[b]))
+    assert ud.run_cmd(rev)[0] == 200
+    assert pvtest.wait_until(lambda: ud.containers()[b]["status"] == "STOPPING", 10), ud.diag()
+    time.sleep(2)  # b goes at 5 s; a's grace then still has ~2 s to run past the switch
+    st, _, body = ud.curl("/containers/" + a, "PUT", data='{"action":"stop"}')
+    assert st == 200, body
+    p, tl = ud.poll(rev, 60)
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    c = ud.containers()[a]
+    assert c["status"] == "STOPPED" and c["user_stopped"] is True, c
+    assert a not in ud.running()
+
+
+def test_new_container_crash_looping_with_unlimited_retries_rolls_back(ud):
+    """A changed container that crashes at every start, with unlimited retries: its group
+    timeout (8 s here) ends the update (ERROR, rollback) instead of recovering forever
+    (each restart used to count the timeout again)."""
+    ud.start()
+    pids0 = ud.pids()
+    b = ud.name(1)
+    r1 = ud.revision(change=[b], init="/bin/false", run_extra={"auto_recovery": {
+        "policy": "always", "max_retries": 0, "retry_delay": 1}})
+    p, tl, reply = ud.update("crashloop", r1, timeout=60)
+    assert reply[0] == 200, reply
+    assert p["status"] == "ERROR", (p, tl, ud.diag())
+    assert b in json.dumps(p), p  # which container, in words
+    assert_on_old_revision(ud, "locals/crashloop", pids0, keep=(ud.name(0), ud.name(2)))
+
+
+def test_readopted_container_does_not_hold_a_later_commit(ud):
+    """After a kill -9 of the engine, the respawned engine re-adopts the running containers;
+    one with a stable_timeout has been at its goal all along and must not hold the next hot
+    update's commit (it used to count as never at its goal: TESTING forever)."""
+    a, b = ud.name(0), ud.name(1)
+    ud.rev0.ctrs[a].run_extra = {"auto_recovery": {"policy": "no", "stable_timeout": 2}}
+    ud.start()
+    pid_a = ud.pids()[a]
+    epid = ud.engine_pid()
+    os.kill(epid, signal.SIGKILL)
+    assert pvtest.wait_until(lambda: "re-adopted" in ud.log(), 30), ud.diag()
+    assert pvtest.wait_until(lambda: ud.ctrl_up(1) and ud.containers().get(a, {}).get("pid")
+                             == pid_a, 30), ud.diag()
+    p, tl, reply = ud.update("after-adopt", ud.revision(change=[b]), timeout=60)
+    assert reply[0] == 200, reply
+    assert p["status"] == "UPDATED", (p, tl, ud.diag())
+    assert ud.pids()[a] == pid_a

@@ -401,6 +401,7 @@ int pv_container_start(struct pv_ctr *c, struct pv_error *err)
 	if (!c->first_start_ms)
 		c->first_start_ms = c->start_ms;
 	pv_container_set_status(c, PV_CS_STARTING);
+	pv_stopmark_forget(c);
 	pid_t h = fork();
 	if (h < 0) {
 		r = -errno;
@@ -538,6 +539,7 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 		if (c->status != PV_CS_STOPPED)
 			pv_container_set_status(c, PV_CS_STOPPED);
 		c->user_stopped = true;
+		pv_stopmark_note(c);
 		pv_engine_wake(c->e); /* a later group may no longer wait for it */
 		return 0;
 	}
@@ -548,6 +550,7 @@ int pv_container_action(struct pv_ctr *c, const char *action, const char **why)
 	c->first_start_ms = 0;
 	if (c->status == PV_CS_STOPPED || c->status == PV_CS_RECOVERING)
 		pv_container_set_status(c, PV_CS_INSTALLED);
+	pv_stopmark_note(c);
 	pv_engine_wake(c->e);
 	return 0;
 }

@@ -209,6 +209,13 @@ bool pv_container_left_stopped(const struct pv_ctr *c);
  * or no stable_timeout, or stopped by the user; UINT64_MAX: not running at its goal). */
 uint64_t pv_container_unstable_ms(const struct pv_ctr *c);
 
+/* stopmark.c: containers stopped on purpose, remembered in the run dir across an engine
+ * respawn within the same boot (liblxc only knows the running ones) */
+void pv_stopmark_note(struct pv_ctr *c);	 /* after a change of status or flags */
+void pv_stopmark_restore(struct pv_ctr *c);	 /* at start, for one that is not running */
+void pv_stopmark_forget(struct pv_ctr *c);	 /* its record leaves the revision */
+void pv_stopmark_clear_all(struct pv_engine *e); /* a new boot, or a clean exit */
+
 /* recovery.c */
 void pv_recovery_on_exit(struct pv_ctr *c);
 /* (Re)starts the wait of a container whose retries are used up and whose backoff_policy is a

@@ -437,12 +437,17 @@ int main(int argc, char **argv)
 	uv_signal_start(&e->sigint, signal_cb, SIGINT);
 
 	bool same_session = boot(e);
+	if (!same_session)
+		pv_stopmark_clear_all(e);
 	for (size_t i = 0; i < e->n_ctrs; i++) {
 		struct pv_ctr *c = &e->ctrs[i];
-		/* engine restart: containers still running under the lxcpath are kept */
+		/* engine restart: containers still running under the lxcpath are kept, the ones
+		 * stopped on purpose stay stopped */
 		if (!pv_container_adopt(c)) {
 			pv_volumes_adopt(c); /* stale mounts of a dead container: clean first */
 			pv_volumes_umount(c);
+			if (same_session)
+				pv_stopmark_restore(c);
 		}
 	}
 	struct pv_error err = PV_ERROR_INIT;
@@ -464,6 +469,7 @@ int main(int argc, char **argv)
 	pv_ipc_stop(e);
 	/* an orderly exit: the next engine start is a new boot, not a crash recovery */
 	pv_update_session_end(e);
+	pv_stopmark_clear_all(e);
 	for (size_t i = 0; i < e->n_ctrs; i++)
 		pv_watch_stop(&e->ctrs[i]);
 	/* close every handle and let their close callbacks free what they own */

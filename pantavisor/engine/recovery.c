@@ -29,6 +29,7 @@ static void backoff_cb(uv_timer_t *t)
 	c->recovery_failed = false;
 	c->retries = 0;
 	pv_container_set_status(c, PV_CS_INSTALLED);
+	pv_stopmark_note(c);
 	pv_engine_wake(c->e);
 }
 
@@ -83,6 +84,7 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 		} else if (c->api_stop) {
 			c->api_stop = false;
 			c->user_stopped = true;
+			pv_stopmark_note(c);
 		}
 		return;
 	}
@@ -119,6 +121,7 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 		       ar->backoff_str[0] ? ar->backoff_str : "reboot");
 		if (ar->backoff == PV_BACKOFF_NEVER) {
 			c->recovery_failed = true;
+			pv_stopmark_note(c);
 			return;
 		}
 		if (ar->backoff == PV_BACKOFF_WAIT) {
@@ -126,6 +129,7 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 			c->recovery_failed = true;
 			pv_container_set_status(c, PV_CS_RECOVERING);
 			pv_recovery_backoff_start(c);
+			pv_stopmark_note(c);
 			return;
 		}
 	}
@@ -139,5 +143,6 @@ void pv_recovery_on_exit(struct pv_ctr *c)
 	/* restart_policy container: the rest of the system keeps running; it can be restarted
 	 * through the API. */
 	c->recovery_failed = true;
+	pv_stopmark_note(c);
 	pv_log(PV_LOG_ERROR, "recovery", "%s: exited without recovery; left STOPPED", name);
 }

@@ -178,6 +178,7 @@ int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
 					n->status = n->api_stop ? PV_CS_STOPPED : PV_CS_INSTALLED;
 					n->user_stopped = n->api_stop;
 					n->api_stop = n->api_restart = false;
+					pv_stopmark_note(n);
 				}
 			} else if (o->status == PV_CS_STOPPED &&
 				   (o->user_stopped || o->recovery_failed)) {
@@ -189,8 +190,10 @@ int pv_revision_swap(struct pv_engine *e, const char *rev, struct pv_state *st,
 				n->status = PV_CS_RECOVERING;
 				pv_recovery_resume(n);
 			}
-		} else if (o->n_mounts) {
-			pv_volumes_umount(o);
+		} else {
+			if (o->n_mounts)
+				pv_volumes_umount(o);
+			pv_stopmark_forget(o); /* its name, if it comes back, starts afresh */
 		}
 		free(o->mounts);
 		o->mounts = NULL;

@@ -115,6 +115,50 @@ def test_kill9_engine_is_respawned_and_readopts(ienv):
     assert ienv.engine_pids() == []
 
 
+def test_kill9_engine_keeps_stopped_containers_stopped(ienv):
+    """Containers stopped on purpose (an API stop; a crash with no recovery left) stay stopped
+    after the engine is killed and respawned in the same boot (liblxc only knows the running
+    ones: they used to be started again), and a new boot starts them all."""
+    up = ienv.container("ku", group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"})
+    us = ienv.container("ks", group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"})
+    cr = ienv.container("kc", init=CRASHER, group="app", restart_policy="container",
+                        auto_recovery={"policy": "no"})
+    ienv.write_rev("0", up, us, cr)
+    init = ienv.start_init()
+    assert wait_for(lambda: ienv.lxc(up[0])[0] == "RUNNING" and
+                    ienv.lxc(us[0])[0] == "RUNNING", 30), ienv.log() + ienv.init_log()
+    st = ienv.request("container-action", {"name": us[0], "action": "stop"})
+    assert st["status"] == 200, st
+
+    def status(name):
+        try:
+            return ienv.containers()[name]["status"]
+        except OSError:
+            return None
+    assert wait_for(lambda: status(us[0]) == "STOPPED" and status(cr[0]) == "STOPPED", 30), \
+        ienv.log()
+    pid = ienv.lxc(up[0])[1]
+    epid = ienv.engine_pid()
+    os.kill(epid, signal.SIGKILL)
+    assert wait_for(lambda: [p for p in ienv.engine_pids() if p != epid], 15), ienv.init_log()
+    assert wait_for(lambda: status(up[0]) == "STARTED" and ienv.containers()[up[0]]["pid"] == pid,
+                    15), ienv.log()
+    time.sleep(2)  # a container the new engine wrongly starts would be RUNNING by now
+    cs = ienv.containers()
+    assert cs[us[0]]["status"] == "STOPPED" and cs[us[0]]["user_stopped"] is True, cs[us[0]]
+    assert cs[cr[0]]["status"] == "STOPPED", cs[cr[0]]
+    assert ienv.lxc(us[0])[0] != "RUNNING" and ienv.lxc(cr[0])[0] != "RUNNING"
+    assert "%s: stays STOPPED (user before the engine restarted)" % us[0] in ienv.log()
+    # the API can still start it
+    assert ienv.request("container-action", {"name": us[0], "action": "start"})["status"] == 200
+    assert wait_for(lambda: status(us[0]) == "STARTED", 20), ienv.log()
+    init.send_signal(signal.SIGINT)
+    assert init.wait(60) == 3, ienv.init_log()
+    assert ienv.mounts() == []
+
+
 def test_system_failure_makes_appengine_init_exit_for_relaunch(ienv):
     c = ienv.container("sf", init=CRASHER, group="app", restart_policy="system",
                        auto_recovery={"policy": "no"})

@@ -420,11 +420,12 @@ static unsigned fit_fd_limit(int *cap)
 static int bind_socket(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
+	size_t len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.tmp.%d", path, (int)getpid());
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path); /* no room: in place */
+		memcpy(sa.sun_path, path, len + 1); /* no room for a temporary name: in place */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;

@@ -805,28 +805,11 @@ static void enter_testing(struct pv_update *u)
 	       delay);
 }
 
-/* A container that left its goal during TESTING (it exited and was recovered) is tested anew:
- * the commit waits until it has been back at its goal for a whole commit delay, so a crash
- * loop that passes through STARTED is never committed. Returns the ms still to wait, 0 if
- * none. */
-static uint64_t back_at_goal_wait(const struct pv_update *u)
-{
-	const struct pv_engine *e = u->e;
-	uint64_t now = pv_now_ms(), wait = 0;
-	for (size_t i = 0; i < e->n_ctrs; i++) {
-		const struct pv_ctr *c = &e->ctrs[i];
-		if (pv_container_left_stopped(c) || c->goal_ms <= u->phase_ms)
-			continue;
-		uint64_t due = c->goal_ms + u->commit_delay_ms;
-		if (due > now && due - now > wait)
-			wait = due - now;
-	}
-	return wait;
-}
-
 /* After the commit delay: true while a container with an auto_recovery stable_timeout has not
- * yet run that long at its goal (spec 4.6); the commit timer then fires again when the last
- * one will be. A container that fails meanwhile fails the update as during TESTING. */
+ * yet run that long at its goal (spec 4.6), or one that left its goal during TESTING (it exited
+ * and was recovered) has not been back for a whole commit delay (so a crash loop passing
+ * through STARTED is never committed); the commit timer then fires again when the last one
+ * will be. A container that fails meanwhile fails the update as during TESTING. */
 static bool wait_stable(struct pv_update *u)
 {
 	struct pv_engine *e = u->e;
@@ -834,8 +817,15 @@ static bool wait_stable(struct pv_update *u)
 	const char *who = NULL;
 	if (!u->commit)
 		return false; /* no timer to wait with (out of memory): commit as before */
+	uint64_t now = pv_now_ms();
 	for (size_t i = 0; i < e->n_ctrs; i++) {
-		uint64_t ms = pv_container_unstable_ms(&e->ctrs[i]);
+		const struct pv_ctr *c = &e->ctrs[i];
+		uint64_t ms = pv_container_unstable_ms(c);
+		if (!pv_container_left_stopped(c) && c->goal_ms > u->phase_ms) {
+			uint64_t due = c->goal_ms + u->commit_delay_ms;
+			if (due > now && due - now > ms)
+				ms = due - now;
+		}
 		if (ms > wait) {
 			wait = ms;
 			who = e->ctrs[i].spec->name;
@@ -976,18 +966,13 @@ void pv_update_tick(struct pv_engine *e)
 		}
 		if (!u->commit_due)
 			break;
-		uint64_t again = g > 0 && u->commit ? back_at_goal_wait(u) : 0;
-		if (g == 0 || again) {
+		if (g == 0) { /* one is away from its goal (recovering): looked at every tick */
 			if (!u->waiting_goal)
 				pv_log(PV_LOG_INFO, "update",
 				       "revision %s: a container left its goal while testing; the "
-				       "commit waits until all are back for %" PRIu64 " ms",
-				       u->rev, u->commit_delay_ms);
+				       "commit waits until it is back",
+				       u->rev);
 			u->waiting_goal = true;
-			if (again) {
-				u->commit_due = false;
-				uv_timer_start(u->commit, commit_cb, again + 1, 0);
-			}
 			break;
 		}
 		if (!wait_stable(u))

@@ -28,6 +28,12 @@ static int group_timeout(const struct pv_engine *e, const struct pv_ctr *c)
 	return pv_config_get_seconds(e->cfg, "PV_UPDATER_GOALS_TIMEOUT", 120);
 }
 
+/* Its group timeout has run since t0 (0: not started, never). */
+static bool timed_out(const struct pv_engine *e, const struct pv_ctr *c, uint64_t t0)
+{
+	return t0 && pv_now_ms() - t0 > (uint64_t)group_timeout(e, c) * 1000;
+}
+
 /* spec §5.1 per-container goal check. */
 static enum goal_result goal_check(const struct pv_engine *e, const struct pv_ctr *c)
 {
@@ -38,10 +44,7 @@ static enum goal_result goal_check(const struct pv_engine *e, const struct pv_ct
 		return GOAL_UNACHIEVED;
 	if (c->status >= goal)
 		return GOAL_NONE;
-	uint64_t t = (uint64_t)group_timeout(e, c) * 1000;
-	if (c->start_ms && pv_now_ms() - c->start_ms > t)
-		return GOAL_TIMEDOUT;
-	return GOAL_UNACHIEVED;
+	return timed_out(e, c, c->start_ms) ? GOAL_TIMEDOUT : GOAL_UNACHIEVED;
 }
 
 /* Stopped and meant to stay so (an API stop, or a failure that used up its recovery before):
@@ -99,8 +102,7 @@ int pv_group_goals(const struct pv_engine *e, uint64_t since_ms, const char **wh
 			/* a crash loop with retries left would otherwise hold the update forever:
 			 * each restart counts the goal timeout again from that start */
 			uint64_t t0 = c->first_start_ms > since_ms ? c->first_start_ms : since_ms;
-			uint64_t t = (uint64_t)group_timeout(e, c) * 1000;
-			if (pv_now_ms() - t0 > t) {
+			if (timed_out(e, c, t0)) {
 				if (who)
 					*who = c->spec->name;
 				return -1;
